@@ -1,0 +1,291 @@
+"""The ``e2rank`` command: ``demo``, ``embed``, ``rerank``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from typing import Any, TextIO
+
+from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
+from .scoring import rank
+
+DEFAULT_QUERY = "Why is it colder in winter than in summer?"
+
+
+class CLIError(Exception):
+    """A problem to report in one line, with a non-zero exit status."""
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def default_model() -> str:
+    """``$E2RANK_MODEL`` or the published 0.6B model."""
+    from .model import DEFAULT_MODEL
+
+    return os.environ.get("E2RANK_MODEL") or DEFAULT_MODEL
+
+
+def load_model(name: str, **kwargs: Any) -> Any:
+    """Load ``name`` (a hub id, a local directory, or ``tiny-random``), or raise :class:`CLIError` saying why."""
+    from .model import E2RankModel
+
+    path = str(tiny_random_checkpoint()) if name == TINY_RANDOM else name
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+    if looks_local and not os.path.isdir(os.path.expanduser(name)):
+        raise CLIError(f"could not load model {name!r}: no such directory")
+    try:
+        return E2RankModel.from_pretrained(path, **kwargs)
+    except ImportError:
+        raise
+    except Exception as exc:  # transformers raises OSError, ValueError, HFValidationError... for a bad model
+        raise CLIError(f"could not load model {name!r}: {exc}") from exc
+
+
+def _hub_reachable(model_id: str, timeout: float = 4.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/api/models/{model_id}", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def _in_hub_cache(model_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+
+
+def resolve_demo_model(requested: str | None, out: TextIO) -> tuple[str, dict[str, Any]]:
+    """The model the demo runs on, and extra ``from_pretrained`` arguments.
+
+    A model the user named (``--model`` or ``$E2RANK_MODEL``) is used as it is. The built-in default falls back to
+    a local copy when the hub cannot be reached, and to ``tiny-random`` when there is none, saying so first.
+    """
+    from .model import DEFAULT_MODEL
+
+    named = requested or os.environ.get("E2RANK_MODEL")
+    if named:
+        return named, {}
+    if os.path.isdir(DEFAULT_MODEL) or _hub_reachable(DEFAULT_MODEL):
+        return DEFAULT_MODEL, {}
+    if _in_hub_cache(DEFAULT_MODEL):
+        return DEFAULT_MODEL, {"local_files_only": True}
+    print(
+        f"NOTE: {DEFAULT_MODEL} cannot be downloaded here (no connection to the Hugging Face Hub) and is not in\n"
+        "the local cache. To use a copy you have, pass its directory: `e2rank demo --model /path/to/E2Rank-0.6B`\n"
+        "(or set E2RANK_MODEL). Going on with `tiny-random`, a generated random-weight checkpoint: the pipeline\n"
+        "is real, but its rankings mean nothing.\n",
+        file=out,
+    )
+    return TINY_RANDOM, {}
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+def builtin_corpus() -> list[dict[str, str]]:
+    """The demo's passages: ``{"id", "title", "text"}`` each."""
+    text = resources.files("e2rank_integrations").joinpath("data/corpus.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def run_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """Index the built-in corpus, retrieve for a query, rerank, print both orders with timings."""
+    name, extra = resolve_demo_model(args.model, out)
+    model = load_model(name, device=args.device, cache=args.cache, **extra)
+    print(f"model: {name} ({model.device}, {model.dtype}, {model.dimension}-d)", file=out)
+    if name == TINY_RANDOM:
+        print("       random weights: the orders below show the mechanics, not relevance", file=out)
+
+    corpus = builtin_corpus()
+    texts = [f"{p['title']}\n{p['text']}" for p in corpus]
+    start = time.perf_counter()
+    doc_vectors = model.embed_documents(texts)
+    embed_s = time.perf_counter() - start
+    print(f"indexed {len(texts)} passages in {embed_s:.2f} s", file=out)
+
+    start = time.perf_counter()
+    query_vector = model.embed_queries([args.query])[0]
+    query_s = time.perf_counter() - start
+    start = time.perf_counter()
+    retrieved = rank(doc_vectors @ query_vector, top_n=args.top_k)
+    retrieve_s = time.perf_counter() - start
+
+    candidates = [texts[r.index] for r in retrieved]
+    before = model.stats()["texts_embedded"]
+    start = time.perf_counter()
+    reranked = model.rerank(args.query, candidates, top_n=args.show)
+    rerank_s = time.perf_counter() - start
+    rerank_embedded = model.stats()["texts_embedded"] - before
+
+    print(f'\nquery: "{args.query}"\n', file=out)
+    width = 38
+    print(f"  {'retrieval (cosine to the query)':<{width + 13}} | E2Rank rerank of the top {len(candidates)}", file=out)
+    for row in range(min(args.show, len(retrieved))):
+        left = retrieved[row]
+        right = reranked[row] if row < len(reranked) else None
+        left_text = f"{row + 1:>2}  {left.score:6.3f}  {_clip(corpus[left.index]['title'], width)}"
+        right_text = ""
+        if right is not None:
+            passage = corpus[retrieved[right.index].index]["title"]
+            right_text = f"{row + 1:>2}  {right.score:6.3f}  {_clip(passage, width)}  (was #{right.index + 1})"
+        print(f"  {left_text:<{width + 13}} | {right_text}", file=out)
+    print(
+        f"\ntimings: embed query {query_s * 1000:.1f} ms, retrieve {retrieve_s * 1000:.2f} ms, "
+        f"rerank {rerank_s * 1000:.1f} ms",
+        file=out,
+    )
+    print(
+        f"the rerank embedded {rerank_embedded} text(s) (the listwise prompt); the {len(candidates)} candidates' "
+        "embeddings came from the index's cache",
+        file=out,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------- embed / rerank
+
+
+def _read_records(stream: TextIO) -> Iterator[Any]:
+    """Lines of ``stream``: a JSON value where the line parses as one, else the line's text."""
+    for line in stream:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            yield line
+
+
+def _text_of(record: Any, where: str) -> str:
+    if isinstance(record, str):
+        return record
+    if isinstance(record, dict) and isinstance(record.get("text"), str):
+        return str(record["text"])
+    raise CLIError(f"{where}: expected plain text or a JSON object with a string 'text', got {json.dumps(record)[:80]}")
+
+
+def run_embed(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """Embed each input line; print one JSON line ``{"embedding": [...]}`` per input (``text`` too if asked)."""
+    texts = [_text_of(r, f"line {i + 1}") for i, r in enumerate(_read_records(stdin))]
+    model = load_model(args.model, device=args.device, cache=args.cache)
+    if args.kind == "query":
+        vectors = model.embed_queries(texts, instruction=args.instruction)
+    else:
+        vectors = model.embed_documents(texts)
+    for text, vector in zip(texts, vectors):
+        record: dict[str, Any] = {"embedding": [round(float(x), 7) for x in vector]}
+        if args.with_text:
+            record["text"] = text
+        print(json.dumps(record, ensure_ascii=False), file=out)
+    return 0
+
+
+def run_rerank(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """Rerank candidates read from stdin and print JSON lines.
+
+    With ``--query``, the input lines are the candidates: one output line per result, best first. Without it,
+    each input line is ``{"query": ..., "documents": [...]}``: one output line of results per input line.
+    """
+    records = list(_read_records(stdin))
+    model = load_model(args.model, device=args.device, cache=args.cache)
+    options = {"top_n": args.top_n, "num_prompt_docs": args.num_prompt_docs, "instruction": args.instruction}
+    if args.query is not None:
+        docs = [_text_of(r, f"line {i + 1}") for i, r in enumerate(records)]
+        for result in _checked(model.rerank, args.query, docs, **options):
+            print(json.dumps({"index": result.index, "score": result.score, "text": docs[result.index]}), file=out)
+        return 0
+    for i, record in enumerate(records):
+        if not (isinstance(record, dict) and isinstance(record.get("query"), str) and "documents" in record):
+            raise CLIError(f'line {i + 1}: expected {{"query": ..., "documents": [...]}} (or pass --query)')
+        results = _checked(model.rerank, record["query"], record["documents"], **options)
+        print(json.dumps({"results": [{"index": r.index, "score": r.score} for r in results]}), file=out)
+    return 0
+
+
+def _checked(rerank: Any, query: Any, documents: Any, **options: Any) -> Any:
+    try:
+        return rerank(query, documents, **options)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``e2rank`` argument parser."""
+    parser = argparse.ArgumentParser(prog="e2rank", description="E2Rank: one embedding model to retrieve and rerank.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser, default: str | None) -> None:
+        p.add_argument(
+            "--model",
+            default=default,
+            help=f"hub id, local directory, or '{TINY_RANDOM}' (default: $E2RANK_MODEL or Alibaba-NLP/E2Rank-0.6B)",
+        )
+        p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available)")
+        p.add_argument("--cache", default=None, help="SQLite file to keep embeddings in across runs")
+
+    demo = sub.add_parser("demo", help="index a small built-in corpus, retrieve, rerank, print both orders")
+    model_options(demo, None)
+    demo.add_argument("--query", default=DEFAULT_QUERY)
+    demo.add_argument("--top-k", type=int, default=20, help="candidates retrieved and reranked (default 20)")
+    demo.add_argument("--show", type=int, default=10, help="rows printed (default 10)")
+
+    embed = sub.add_parser("embed", help="embed lines of stdin (plain text or JSON with 'text'); JSON lines out")
+    model_options(embed, default_model())
+    embed.add_argument("--kind", choices=["document", "query"], default="document")
+    embed.add_argument("--instruction", default=None, help="query instruction (with --kind query)")
+    embed.add_argument("--with-text", action="store_true", help="include each input text in the output")
+
+    rerank_p = sub.add_parser("rerank", help="rerank candidates from stdin; JSON lines out")
+    model_options(rerank_p, default_model())
+    rerank_p.add_argument("--query", default=None, help="the query; stdin then holds one candidate per line")
+    rerank_p.add_argument("--top-n", type=int, default=None)
+    rerank_p.add_argument("--num-prompt-docs", type=int, default=20)
+    rerank_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``e2rank`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if not sys.stderr.isatty():  # download and loading bars are noise in logs and pipes
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        if args.command == "demo":
+            for name in ("top_k", "show"):
+                if getattr(args, name) < 1:
+                    raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
+            return run_demo(args, sys.stdout)
+        if args.command == "embed":
+            return run_embed(args, sys.stdin, sys.stdout)
+        return run_rerank(args, sys.stdin, sys.stdout)
+    except CLIError as exc:
+        print(f"e2rank {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"e2rank {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Cosine scores, ordering, ``top_n`` and thresholds, in numpy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from .types import Embeddings, RankResult
+
+__all__ = [
+    "as_embeddings",
+    "check_positive_int",
+    "check_top_n",
+    "cosine_scores",
+    "listwise_rank",
+    "normalize",
+    "rank",
+    "select",
+]
+
+
+def normalize(vectors: npt.ArrayLike) -> Embeddings:
+    """L2-normalise rows (or one vector) as float32; a zero vector stays zero."""
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    out: Embeddings = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+    return out
+
+
+def as_embeddings(
+    vectors: npt.ArrayLike, rows: int, name: str = "doc_embeddings", dim: int | None = None
+) -> Embeddings:
+    """Check that ``vectors`` is a finite ``(rows, dim)`` matrix and return it L2-normalised as float32."""
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a 2-D array of numbers: {exc}") from None
+    if array.ndim != 2 or array.shape[0] != rows:
+        raise ValueError(f"{name} must have shape ({rows}, dim), one row per document; got {array.shape}")
+    if dim is not None and array.shape[1] != dim:
+        raise ValueError(f"{name} rows must have the model's dimension {dim}; got {array.shape[1]}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return normalize(array)
+
+
+def cosine_scores(query: npt.ArrayLike, documents: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Cosine similarity of one vector against each row of a matrix."""
+    q = normalize(query).reshape(-1)
+    d = normalize(documents)
+    if d.shape[0] == 0:
+        return np.zeros(0, dtype=np.float32)
+    return d @ q
+
+
+def check_top_n(top_n: object) -> int | None:
+    """``None`` (all) or a positive ``int``; anything else is a clear error."""
+    if top_n is None:
+        return None
+    if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)):
+        raise TypeError(f"top_n must be a positive integer or None, got {type(top_n).__name__}")
+    if top_n < 1:
+        raise ValueError(f"top_n must be >= 1 (or None for all), got {top_n}")
+    return int(top_n)
+
+
+def rank(scores: npt.ArrayLike, top_n: int | None = None) -> list[RankResult]:
+    """Order candidates by score, best first; ties keep the first-stage order.
+
+    ``top_n`` larger than the list returns all of it.
+    """
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-values, kind="stable")
+    if top_n is not None:
+        order = order[:top_n]
+    return [RankResult(index=int(i), score=float(values[i])) for i in order]
+
+
+def select(
+    results: Sequence[RankResult], *, top_n: int | None = None, score_threshold: float | None = None
+) -> list[RankResult]:
+    """Keep the results at or above ``score_threshold``, then the first ``top_n`` of them."""
+    kept = [r for r in results if score_threshold is None or r.score >= score_threshold]
+    top_n = check_top_n(top_n)
+    return kept if top_n is None else kept[:top_n]
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """``value`` if it is an ``int`` >= 1, else a ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def listwise_rank(
+    prompt_vector: Callable[[Sequence[int]], npt.ArrayLike],
+    doc_vectors: Embeddings,
+    *,
+    passes: int = 1,
+    top_n: int | None = None,
+) -> list[RankResult]:
+    """The E2Rank scoring loop, shared by every backend.
+
+    ``prompt_vector(order)`` embeds the listwise prompt built from the candidates in ``order`` (first-stage order
+    on the first pass, the previous pass's order after it); every candidate is scored by cosine similarity to it.
+    """
+    order: Sequence[int] = range(len(doc_vectors))
+    results: list[RankResult] = []
+    for _ in range(passes):
+        results = rank(cosine_scores(prompt_vector(order), doc_vectors))
+        order = [r.index for r in results]
+    return results if top_n is None else results[:top_n]

@@ -1,0 +1,48 @@
+"""Shared fixtures: generated tiny Qwen3 checkpoints (no network), loaded through the real from_pretrained."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the suite may reach a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random E2Rank-shaped checkpoint (seed 0)."""
+    pytest.importorskip("torch")
+    from e2rank_integrations.checkpoints import make_random_checkpoint
+
+    return make_random_checkpoint(tmp_path_factory.mktemp("tiny-seed0"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another tiny checkpoint with different weights (seed 1)."""
+    pytest.importorskip("torch")
+    from e2rank_integrations.checkpoints import make_random_checkpoint
+
+    return make_random_checkpoint(tmp_path_factory.mktemp("tiny-seed1"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_path: Path):
+    """One shared model for tests that only read results (do not count its stats: other tests share it)."""
+    from e2rank_integrations import E2RankModel
+
+    return E2RankModel.from_pretrained(tiny_path)
+
+
+@pytest.fixture
+def fresh_model(tiny_path: Path):
+    """A model of its own with an empty cache and zero counters."""
+    from e2rank_integrations import E2RankModel
+
+    return E2RankModel.from_pretrained(tiny_path)
