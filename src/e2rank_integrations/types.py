@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -9,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AsyncBackend", "Backend", "Embeddings", "RankResult"]
+__all__ = ["AsyncBackend", "Backend", "Embeddings", "RankResult", "check_backend", "is_async_backend"]
 
 Embeddings = npt.NDArray[np.float32]
 """A float32 array: one L2-normalised row per text, or one vector for a prompt."""
@@ -98,3 +99,22 @@ class AsyncBackend(Protocol):
     async def stats(self) -> dict[str, Any]:
         """Counters: at least ``texts_embedded`` and ``cache_hits``."""
         ...
+
+
+_BACKEND_METHODS = ("embed_queries", "embed_documents", "embed_prompt", "rerank")
+
+
+def is_async_backend(backend: object) -> bool:
+    """True when the backend's methods are coroutines (an :class:`AsyncBackend` such as ``AsyncE2RankClient``)."""
+    return inspect.iscoroutinefunction(getattr(backend, "rerank", None))
+
+
+def check_backend(backend: object) -> Any:
+    """Return ``backend`` if it has the Backend methods, else raise a ``TypeError`` naming what is missing."""
+    missing = [name for name in _BACKEND_METHODS if not callable(getattr(backend, name, None))]
+    if missing:
+        raise TypeError(
+            f"backend must be an E2RankModel, an E2RankClient or another Backend; {type(backend).__name__} "
+            f"has no {', '.join(missing)}"
+        )
+    return backend
