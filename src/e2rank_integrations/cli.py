@@ -1,4 +1,4 @@
-"""The ``e2rank`` command: ``demo``, ``embed``, ``rerank``."""
+"""The ``e2rank`` command: ``demo``, ``embed``, ``rerank``, ``eval``."""
 
 from __future__ import annotations
 
@@ -220,6 +220,56 @@ def run_rerank(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     return 0
 
 
+def run_eval(args: argparse.Namespace, out: TextIO) -> int:
+    """Rerank a first-stage run on BEIR-format data and print nDCG@10, MRR@10 and Recall@100 before and after."""
+    from . import evaluation
+
+    if (args.run is None) == (not args.retrieve):
+        raise CLIError("give exactly one first stage: --run FILE.trec or --retrieve")
+    if args.top_k < 1:
+        raise CLIError("--top-k must be >= 1")
+    try:
+        corpus = evaluation.load_corpus(args.corpus)
+        queries = evaluation.load_queries(args.queries)
+        qrels = evaluation.load_qrels(args.qrels)
+        first_stage = evaluation.load_run(args.run) if args.run else None
+    except (OSError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+    judged = {q: t for q, t in queries.items() if q in qrels}
+    if args.max_queries:
+        judged = dict(list(judged.items())[: args.max_queries])
+    if not judged:
+        raise CLIError(f"none of the {len(queries)} queries has relevance judgements in {args.qrels}")
+    model = load_model(args.model, device=args.device, cache=args.cache)
+    if first_stage is None:
+        first_stage = evaluation.retrieve_run(model, corpus, judged, top_k=args.top_k)
+    progress: Any = iter
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        progress = lambda items: tqdm(items, desc="reranking", unit="query")  # noqa: E731
+    reranked = evaluation.rerank_run(
+        model,
+        corpus,
+        judged,
+        first_stage,
+        top_k=args.top_k,
+        progress=progress,
+        num_prompt_docs=args.num_prompt_docs,
+        passes=args.passes,
+        instruction=args.instruction,
+    )
+    try:
+        report = evaluation.evaluate(qrels, {q: first_stage[q] for q in reranked}, reranked, top_k=args.top_k)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    print(report.table(), file=out)
+    if args.output:
+        evaluation.write_run(reranked, args.output)
+        print(f"reranked run written to {args.output}", file=out)
+    return 0
+
+
 def _checked(rerank: Any, query: Any, documents: Any, **options: Any) -> Any:
     try:
         return rerank(query, documents, **options)
@@ -262,6 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
     rerank_p.add_argument("--top-n", type=int, default=None)
     rerank_p.add_argument("--num-prompt-docs", type=int, default=20)
     rerank_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
+
+    eval_p = sub.add_parser("eval", help="nDCG@10, MRR@10, Recall@100 of a first stage and of its E2Rank rerank")
+    model_options(eval_p, default_model())
+    eval_p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl (_id, title, text)")
+    eval_p.add_argument("--queries", required=True, help="BEIR queries.jsonl (_id, text)")
+    eval_p.add_argument("--qrels", required=True, help="BEIR qrels .tsv (query-id, corpus-id, score)")
+    eval_p.add_argument("--run", default=None, help="first-stage TREC run file (e.g. BM25)")
+    eval_p.add_argument("--retrieve", action="store_true", help="use the model's own retrieval as the first stage")
+    eval_p.add_argument("--top-k", type=int, default=100, help="first-stage documents reranked per query")
+    eval_p.add_argument("--num-prompt-docs", type=int, default=20)
+    eval_p.add_argument("--passes", type=int, default=1)
+    eval_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
+    eval_p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
+    eval_p.add_argument("--output", default=None, help="write the reranked run to this TREC file")
     return parser
 
 
@@ -278,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args, sys.stdout)
         if args.command == "embed":
             return run_embed(args, sys.stdin, sys.stdout)
+        if args.command == "eval":
+            return run_eval(args, sys.stdout)
         return run_rerank(args, sys.stdin, sys.stdout)
     except CLIError as exc:
         print(f"e2rank {args.command}: error: {exc}", file=sys.stderr)

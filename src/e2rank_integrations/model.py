@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -157,7 +158,9 @@ class E2RankModel:
         )
         if quantize == "int8":
             # After the fingerprint (which records `quantize`): int8 vectors never mix with float ones in a cache.
-            instance.model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            with warnings.catch_warnings():  # torch deprecates its eager int8 API in favour of torchao; it still works
+                warnings.simplefilter("ignore")
+                instance.model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return instance
 
     # ------------------------------------------------------------------ properties
