@@ -29,7 +29,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 __all__ = ["E2RankEmbedding", "E2RankRerank"]
 
-dispatcher = _instrumentation.get_dispatcher(__name__)
+_dispatcher = _instrumentation.get_dispatcher(__name__)
 
 _ASYNC_EMBED_API = "the async methods (aget_query_embedding, aget_text_embedding_batch, index.as_query_engine().aquery)"
 _ASYNC_RERANK_API = "apostprocess_nodes (or aquery on a query engine)"
@@ -239,7 +239,7 @@ class E2RankRerank(BaseNodePostprocessor):
         """LlamaIndex's ``ReRankStartEvent`` and ``RERANKING`` callback event, as its own rerankers send them."""
         model_name = backend_name(self.backend)
         top_n = len(nodes) if self.top_n is None else min(self.top_n, len(nodes))
-        dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=model_name))
+        _dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=model_name))
         payload: dict[str, Any] = {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: model_name,
@@ -254,7 +254,7 @@ class E2RankRerank(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         out = [NodeWithScore(node=self._result_node(nodes[r.index]), score=r.score) for r in results]
         event.on_end(payload={EventPayload.NODES: out})
-        dispatcher.event(ReRankEndEvent(nodes=out))
+        _dispatcher.event(ReRankEndEvent(nodes=out))
         return out
 
     def _result_node(self, scored: NodeWithScore) -> BaseNode:
