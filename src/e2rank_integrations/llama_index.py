@@ -1,0 +1,284 @@
+"""LlamaIndex adapters: ``E2RankEmbedding`` (a ``BaseEmbedding``) and ``E2RankRerank`` (a node postprocessor).
+
+Both delegate to one Backend (a local ``E2RankModel`` or a remote client). Index with ``E2RankEmbedding`` and
+rerank with ``E2RankRerank`` on the same backend: the candidates' vectors then come from the backend's cache (or
+from ``node.embedding`` where a vector store returns it), so a rerank embeds one text, the listwise prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from ._optional import require
+from .prompts import check_query
+from .scoring import check_positive_int, check_top_n, fill_embeddings, missing_rows
+from .types import Embeddings, RankResult, backend_name, call_async, check_backend, check_sync_backend
+
+# Imported through `require`, so that a missing extra names the pip command that installs it.
+_instrumentation = require("llama_index.core.instrumentation", extra="llama-index")
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding  # noqa: E402
+from llama_index.core.bridge.pydantic import Field, field_validator, model_validator  # noqa: E402
+from llama_index.core.callbacks import CBEventType, EventPayload  # noqa: E402
+from llama_index.core.callbacks.base import EventContext  # noqa: E402
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent  # noqa: E402
+from llama_index.core.postprocessor.types import BaseNodePostprocessor  # noqa: E402
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle  # noqa: E402
+
+__all__ = ["E2RankEmbedding", "E2RankRerank"]
+
+_dispatcher = _instrumentation.get_dispatcher(__name__)
+
+_ASYNC_EMBED_API = "the async methods (aget_query_embedding, aget_text_embedding_batch, index.as_query_engine().aquery)"
+_ASYNC_RERANK_API = "apostprocess_nodes (or aquery on a query engine)"
+
+
+def _chunks(texts: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(texts), size):
+        yield list(texts[start : start + size])
+
+
+class E2RankEmbedding(BaseEmbedding):
+    """A LlamaIndex embedding model backed by E2Rank: queries with the retrieval instruction, texts without.
+
+    Any Backend works: a local ``E2RankModel`` or a remote client. With an async backend use the async API
+    (``aget_query_embedding``, ``aget_text_embedding_batch``); the blocking methods then raise a ``TypeError``.
+
+    Example:
+        >>> from llama_index.core import Document, VectorStoreIndex
+        >>> from e2rank_integrations import E2RankModel
+        >>> model = E2RankModel.from_pretrained("Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
+        >>> index = VectorStoreIndex.from_documents(
+        ...     [Document(text="Paris is the capital of France.")], embed_model=E2RankEmbedding(backend=model)
+        ... )  # doctest: +SKIP
+    """
+
+    backend: Any = Field(exclude=True, description="The Backend that embeds: E2RankModel or a remote client.")
+    instruction: str | None = Field(
+        default=None, description="Task description for queries; None uses the backend's default."
+    )
+    # Larger than LlamaIndex's default of 10: the backend batches by length itself, and fewer calls mean fewer
+    # round trips to a remote backend.
+    embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Most texts sent to the backend per call.")
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, backend: Any) -> Any:
+        return check_backend(backend)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_backend(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "backend" in data and "model_name" not in data:
+            return {**data, "model_name": backend_name(data["backend"])}
+        return data
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "E2RankEmbedding"
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        instruction: str | None = None,
+        embed_batch_size: int = 32,
+        **model_kwargs: Any,
+    ) -> E2RankEmbedding:
+        """Load a local ``E2RankModel`` (see ``E2RankModel.from_pretrained`` for ``model_kwargs``) and wrap it.
+
+        Share ``embedding.backend`` with :class:`E2RankRerank` so that reranking reuses the indexed vectors.
+        """
+        from .model import E2RankModel
+
+        model = E2RankModel.from_pretrained(name_or_path, **model_kwargs)
+        return cls(backend=model, instruction=instruction, embed_batch_size=embed_batch_size)
+
+    def _sync(self) -> Any:
+        return check_sync_backend(self.backend, _ASYNC_EMBED_API)
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        vector: Embedding = self._sync().embed_queries([query], instruction=self.instruction)[0].tolist()
+        return vector
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        vectors = await call_async(self.backend, "embed_queries", [query], instruction=self.instruction)
+        vector: Embedding = vectors[0].tolist()
+        return vector
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._aget_text_embeddings([text]))[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        backend = self._sync()
+        out: list[Embedding] = []
+        for chunk in _chunks(texts, self.embed_batch_size):
+            out.extend(backend.embed_documents(chunk).tolist())
+        return out
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        out: list[Embedding] = []
+        for chunk in _chunks(texts, self.embed_batch_size):
+            vectors: Embeddings = await call_async(self.backend, "embed_documents", chunk)
+            out.extend(vectors.tolist())
+        return out
+
+
+class E2RankRerank(BaseNodePostprocessor):
+    """A LlamaIndex node postprocessor that reranks retrieved nodes with one E2Rank listwise prompt.
+
+    Nodes are reranked on ``node.get_content(metadata_mode=MetadataMode.EMBED)``, the text ``VectorStoreIndex``
+    embeds, in the order given. Their vectors are ``node.embedding`` where a node carries one (used as is), else
+    the backend's: after indexing through :class:`E2RankEmbedding` on the same backend they are cache hits, so a
+    rerank embeds only the prompt. The result is new ``NodeWithScore`` objects scored by E2Rank, best first; the
+    nodes passed in are not changed. With an async backend use ``apostprocess_nodes`` (``aquery``).
+
+    Example:
+        >>> from e2rank_integrations import E2RankModel
+        >>> model = E2RankModel.from_pretrained("Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
+        >>> engine = index.as_query_engine(  # doctest: +SKIP
+        ...     similarity_top_k=50, node_postprocessors=[E2RankRerank(backend=model, top_n=5)], llm=llm
+        ... )
+    """
+
+    backend: Any = Field(exclude=True, description="The Backend that reranks: E2RankModel or a remote client.")
+    top_n: int | None = Field(default=3, description="How many nodes to keep, best first; None keeps all.")
+    num_prompt_docs: int = Field(default=20, description="How many leading nodes go into the listwise prompt.")
+    instruction: str | None = Field(
+        default=None, description="Task description opening the listwise prompt; None uses the backend's default."
+    )
+    keep_retrieval_score: bool = Field(
+        default=False, description='Keep each node\'s first-stage score in metadata["retrieval_score"].'
+    )
+    use_node_embeddings: bool = Field(
+        default=True,
+        description="Use node.embedding where a node carries one; turn off when the index was built with "
+        "another embedding model.",
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, backend: Any) -> Any:
+        return check_backend(backend)
+
+    @field_validator("top_n", mode="before")
+    @classmethod
+    def _check_top_n(cls, top_n: Any) -> int | None:
+        return check_top_n(top_n)
+
+    @field_validator("num_prompt_docs", mode="before")
+    @classmethod
+    def _check_num_prompt_docs(cls, value: Any) -> int:
+        return check_positive_int(value, "num_prompt_docs")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "E2RankRerank"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query = _query(query_bundle)
+        backend = check_sync_backend(self.backend, _ASYNC_RERANK_API)
+        texts, stored = self._candidates(nodes)
+        if not texts:
+            return []
+        with self._rerank_event(nodes, query_bundle, query) as event:
+            missing = missing_rows(stored) if stored is not None else []
+            computed = backend.embed_documents([texts[i] for i in missing]) if missing else None
+            results = backend.rerank(query, texts, doc_embeddings=_doc_embeddings(stored, computed), **self._options())
+            return self._finish(event, nodes, results)
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query = _query(query_bundle)
+        texts, stored = self._candidates(nodes)
+        if not texts:
+            return []
+        with self._rerank_event(nodes, query_bundle, query) as event:
+            missing = missing_rows(stored) if stored is not None else []
+            computed = (
+                await call_async(self.backend, "embed_documents", [texts[i] for i in missing]) if missing else None
+            )
+            results = await call_async(
+                self.backend,
+                "rerank",
+                query,
+                texts,
+                doc_embeddings=_doc_embeddings(stored, computed),
+                **self._options(),
+            )
+            return self._finish(event, nodes, results)
+
+    def _candidates(self, nodes: Sequence[NodeWithScore]) -> tuple[list[str], list[Any] | None]:
+        """The texts to rerank, and the nodes' own vectors (``None`` when no node carries one)."""
+        if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
+            raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
+        for i, scored in enumerate(nodes):
+            if not isinstance(scored, NodeWithScore):
+                raise TypeError(f"nodes[{i}] must be a NodeWithScore, got {type(scored).__name__}")
+        texts = [scored.node.get_content(metadata_mode=MetadataMode.EMBED) for scored in nodes]
+        stored = [scored.node.embedding for scored in nodes] if self.use_node_embeddings else []
+        # No vector at all: the backend's own cache serves every candidate (and a remote one gets none uploaded).
+        return texts, stored if any(v is not None for v in stored) else None
+
+    def _options(self) -> dict[str, Any]:
+        return {"top_n": self.top_n, "instruction": self.instruction, "num_prompt_docs": self.num_prompt_docs}
+
+    @contextmanager
+    def _rerank_event(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None, query: str
+    ) -> Iterator[EventContext]:
+        """LlamaIndex's ``ReRankStartEvent`` and ``RERANKING`` callback event, as its own rerankers send them."""
+        model_name = backend_name(self.backend)
+        top_n = len(nodes) if self.top_n is None else min(self.top_n, len(nodes))
+        _dispatcher.event(ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=model_name))
+        payload: dict[str, Any] = {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: model_name,
+            EventPayload.QUERY_STR: query,
+            EventPayload.TOP_K: top_n,
+        }
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+            yield event
+
+    def _finish(
+        self, event: EventContext, nodes: list[NodeWithScore], results: Sequence[RankResult]
+    ) -> list[NodeWithScore]:
+        out = [NodeWithScore(node=self._result_node(nodes[r.index]), score=r.score) for r in results]
+        event.on_end(payload={EventPayload.NODES: out})
+        _dispatcher.event(ReRankEndEvent(nodes=out))
+        return out
+
+    def _result_node(self, scored: NodeWithScore) -> BaseNode:
+        """The node to return: the same one, or a copy that records the first-stage score in its metadata."""
+        node = scored.node
+        if not self.keep_retrieval_score:
+            return node
+        # The score is not content: kept out of the embedded and LLM text, so the node's vector stays reusable.
+        return node.model_copy(
+            update={
+                "metadata": {**node.metadata, "retrieval_score": scored.score},
+                "excluded_embed_metadata_keys": [*node.excluded_embed_metadata_keys, "retrieval_score"],
+                "excluded_llm_metadata_keys": [*node.excluded_llm_metadata_keys, "retrieval_score"],
+            }
+        )
+
+
+def _query(query_bundle: QueryBundle | None) -> str:
+    if query_bundle is None:
+        raise ValueError(
+            "E2RankRerank needs the query: call postprocess_nodes(nodes, query_str=...) or pass query_bundle"
+        )
+    return check_query(query_bundle.query_str, "query_bundle.query_str")
+
+
+def _doc_embeddings(stored: list[Any] | None, computed: Embeddings | None) -> Embeddings | None:
+    return fill_embeddings(stored, computed, name="node embeddings") if stored is not None else None
