@@ -10,7 +10,7 @@ import numpy.typing as npt
 from starlette.concurrency import run_in_threadpool
 
 from ..prompts import PromptFormat, check_query
-from ..scoring import as_embeddings, cosine_scores, rank
+from ..scoring import as_embeddings, listwise_steps
 from ..types import Embeddings, RankResult
 from .batching import Batcher
 from .errors import APIError
@@ -149,17 +149,18 @@ class Engine:
         else:
             formatted = [self.model.prompts.document(d) for d in documents]
             vectors = await self.embed(formatted, truncate=truncate, name=name, into=into)
-        order: Sequence[int] = range(len(documents))
-        results: list[RankResult] = []
-        for _ in range(passes):
-            prompt = await run_in_threadpool(
-                self.model.listwise_prompt,
-                query,
-                [documents[i] for i in order[:num_prompt_docs]],
-                instruction=instruction,
-                num_prompt_docs=num_prompt_docs,
-            )
-            prompt_vector = await self.embed([prompt], truncate=True, name="prompt", into=into)
-            results = rank(cosine_scores(prompt_vector[0], vectors))
-            order = [r.index for r in results]
+        steps = listwise_steps(vectors, passes=passes)
+        try:
+            order = next(steps)
+            while True:
+                prompt = await run_in_threadpool(
+                    self.model.listwise_prompt,
+                    query,
+                    [documents[i] for i in order[:num_prompt_docs]],
+                    instruction=instruction,
+                    num_prompt_docs=num_prompt_docs,
+                )
+                order = steps.send((await self.embed([prompt], truncate=True, name="prompt", into=into))[0])
+        except StopIteration as done:
+            results: list[RankResult] = done.value
         return results if top_n is None else results[:top_n]
