@@ -33,7 +33,11 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"E2RankModel": "model", "E2RankClient": "client", "AsyncE2RankClient": "client"}  # name -> module, imported on first use
+_LAZY = {
+    "E2RankModel": "model",
+    "E2RankClient": "client",
+    "AsyncE2RankClient": "client",
+}  # name -> module, imported on first use
 
 
 def __getattr__(name: str) -> Any:

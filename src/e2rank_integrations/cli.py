@@ -245,6 +245,7 @@ def run_serve(args: argparse.Namespace) -> int:
             payload_limit_mb=args.payload_limit_mb,
             batching=not args.no_batching,
             raw_embeddings=args.raw_embeddings,
+            drain_timeout_s=args.drain_timeout,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument(
         "--raw-embeddings", action="store_true", help="embed untyped /v1/embeddings inputs as sent, like vLLM"
     )
+    serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
     serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 

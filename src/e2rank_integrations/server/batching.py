@@ -93,7 +93,8 @@ class Batcher:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the server stopped before this request ran"))
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            # Do not wait here for a forward pass that is still running: the process ends once it returns.
+            self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
     async def embed(self, texts: Sequence[str], tokens: int) -> EmbedResult:
