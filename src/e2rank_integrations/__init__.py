@@ -14,13 +14,16 @@ from .prompts import PromptFormat
 from .types import AsyncBackend, Backend, RankResult
 
 if TYPE_CHECKING:
+    from .client import AsyncE2RankClient, E2RankClient
     from .model import E2RankModel
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncBackend",
+    "AsyncE2RankClient",
     "Backend",
+    "E2RankClient",
     "E2RankModel",
     "EmbeddingCache",
     "LRUCache",
@@ -30,7 +33,11 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"E2RankModel": "model"}  # name -> module, imported on first use
+_LAZY = {
+    "E2RankModel": "model",
+    "E2RankClient": "client",
+    "AsyncE2RankClient": "client",
+}  # name -> module, imported on first use
 
 
 def __getattr__(name: str) -> Any:

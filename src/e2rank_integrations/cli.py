@@ -277,6 +277,37 @@ def _checked(rerank: Any, query: Any, documents: Any, **options: Any) -> Any:
         raise CLIError(str(exc)) from exc
 
 
+# ---------------------------------------------------------------------------- serve
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve the model over HTTP until SIGINT, or SIGTERM and a drain; the port opens while the model loads."""
+    from .server import ServerSettings
+    from .server.runner import serve
+
+    try:
+        settings = ServerSettings(
+            model_id=args.model_id,
+            api_key=args.api_key or os.environ.get("E2RANK_API_KEY") or None,
+            max_batch_tokens=args.max_batch_tokens,
+            max_client_batch_size=args.max_client_batch_size,
+            max_concurrent_requests=args.max_concurrent_requests,
+            payload_limit_mb=args.payload_limit_mb,
+            batching=not args.no_batching,
+            raw_embeddings=args.raw_embeddings,
+            drain_timeout_s=args.drain_timeout,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+
+    def load() -> Any:
+        return load_model(
+            args.model, device=args.device, dtype=args.dtype, cache=args.cache, max_batch_tokens=args.max_batch_tokens
+        )
+
+    return serve(load, settings, host=args.host, port=args.port, log_level=args.log_level)
+
+
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -326,6 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
     eval_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
     eval_p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
     eval_p.add_argument("--output", default=None, help="write the reranked run to this TREC file")
+    serve_p = sub.add_parser("serve", help="serve the model over HTTP (OpenAI, Cohere/Jina and TEI protocols)")
+    model_options(serve_p, default_model())
+    serve_p.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: bf16 on GPU)")
+    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve_p.add_argument("--port", type=int, default=8000)
+    serve_p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or $E2RANK_API_KEY)")
+    serve_p.add_argument("--model-id", default=None, help="model name shown to clients (default: --model)")
+    serve_p.add_argument("--max-batch-tokens", type=int, default=16384, help="tokens per micro-batch")
+    serve_p.add_argument("--max-client-batch-size", type=int, default=1024, help="texts per request (more: 413)")
+    serve_p.add_argument("--max-concurrent-requests", type=int, default=512, help="in flight (more: 429)")
+    serve_p.add_argument("--payload-limit-mb", type=float, default=16.0, help="largest body in MiB (more: 413)")
+    serve_p.add_argument("--no-batching", action="store_true", help="run each request alone (for comparisons)")
+    serve_p.add_argument(
+        "--raw-embeddings", action="store_true", help="embed untyped /v1/embeddings inputs as sent, like vLLM"
+    )
+    serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
+    serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
 
@@ -344,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_embed(args, sys.stdin, sys.stdout)
         if args.command == "eval":
             return run_eval(args, sys.stdout)
+        if args.command == "serve":
+            return run_serve(args)
         return run_rerank(args, sys.stdin, sys.stdout)
     except CLIError as exc:
         print(f"e2rank {args.command}: error: {exc}", file=sys.stderr)

@@ -88,7 +88,9 @@ class E2RankModel:
         self.cache: EmbeddingCache | None = make_cache(cache)
         self._eos_ids: list[int] = tokenizer(self.prompts.eos, add_special_tokens=False)["input_ids"]
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos_ids[-1]
-        self._lock = threading.RLock()  # one forward pass (and tokenizer call) at a time
+        self._lock = threading.RLock()  # one forward pass at a time
+        # Its own lock: counting tokens (a server sizing its batches) must not wait for another thread's forward pass.
+        self._tokenizer_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._stats = {"texts_embedded": 0, "tokens_embedded": 0, "cache_hits": 0, "batches": 0}
         self._embed_seconds = 0.0
@@ -380,7 +382,7 @@ class E2RankModel:
     # ------------------------------------------------------------------ internals
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        with self._lock:  # fast tokenizers are not safe to call from two threads at once
+        with self._tokenizer_lock:  # fast tokenizers are not safe to call from two threads at once
             ids: list[list[int]] = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return ids
 

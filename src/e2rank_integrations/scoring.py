@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,7 @@ __all__ = [
     "cosine_scores",
     "fill_embeddings",
     "listwise_rank",
+    "listwise_steps",
     "missing_rows",
     "normalize",
     "rank",
@@ -98,6 +99,35 @@ def check_positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+ListwiseSteps = Generator[Sequence[int], Embeddings, list[RankResult]]
+"""Yields the candidate order for each pass's prompt, takes that prompt's vector, returns the final ranking."""
+
+
+def listwise_steps(doc_vectors: Embeddings, *, passes: int = 1) -> ListwiseSteps:
+    """The E2Rank scoring loop as a generator, for callers that embed the prompt asynchronously or remotely.
+
+    It yields the order of the candidates for a pass's listwise prompt (first-stage order on the first pass, the
+    previous pass's order after it) and expects the prompt's embedding to be sent back; every candidate is
+    scored by cosine similarity to it. Its return value is the last pass's ranking.
+
+    >>> steps = listwise_steps(np.eye(2, dtype=np.float32))
+    >>> list(next(steps))
+    [0, 1]
+    >>> try:
+    ...     steps.send(np.array([0.0, 1.0], dtype=np.float32))
+    ... except StopIteration as done:
+    ...     print([r.index for r in done.value])
+    [1, 0]
+    """
+    order: Sequence[int] = range(len(doc_vectors))
+    results: list[RankResult] = []
+    for _ in range(passes):
+        prompt_vector = yield order
+        results = rank(cosine_scores(prompt_vector, doc_vectors))
+        order = [r.index for r in results]
+    return results
+
+
 def listwise_rank(
     prompt_vector: Callable[[Sequence[int]], npt.ArrayLike],
     doc_vectors: Embeddings,
@@ -110,11 +140,13 @@ def listwise_rank(
     ``prompt_vector(order)`` embeds the listwise prompt built from the candidates in ``order`` (first-stage order
     on the first pass, the previous pass's order after it); every candidate is scored by cosine similarity to it.
     """
-    order: Sequence[int] = range(len(doc_vectors))
-    results: list[RankResult] = []
-    for _ in range(passes):
-        results = rank(cosine_scores(prompt_vector(order), doc_vectors))
-        order = [r.index for r in results]
+    steps = listwise_steps(doc_vectors, passes=passes)
+    try:
+        order = next(steps)
+        while True:
+            order = steps.send(np.asarray(prompt_vector(order), dtype=np.float32))
+    except StopIteration as done:
+        results: list[RankResult] = done.value
     return results if top_n is None else results[:top_n]
 
 

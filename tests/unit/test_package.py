@@ -8,7 +8,9 @@ import e2rank_integrations
 def test_public_names():
     assert sorted(e2rank_integrations.__all__) == [
         "AsyncBackend",
+        "AsyncE2RankClient",
         "Backend",
+        "E2RankClient",
         "E2RankModel",
         "EmbeddingCache",
         "LRUCache",

@@ -1,0 +1,166 @@
+"""What the endpoints do, apart from HTTP: format inputs, check limits, embed through the batcher, rerank."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy.typing as npt
+from starlette.concurrency import run_in_threadpool
+
+from ..prompts import PromptFormat, check_query
+from ..scoring import as_embeddings, listwise_steps
+from ..types import Embeddings, RankResult
+from .batching import Batcher
+from .errors import APIError
+from .settings import ServerSettings
+
+__all__ = ["Engine", "Outcome", "ServableModel"]
+
+
+class ServableModel(Protocol):
+    """What the server needs from a model: ``E2RankModel`` has all of it (more than the ``Backend`` protocol)."""
+
+    name_or_path: str
+    fingerprint: str
+    max_length: int
+    prompts: PromptFormat
+    tokenizer: Any
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed_formatted(self, texts: Sequence[str]) -> Embeddings: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def chat_wrap(self, content: str) -> str: ...
+
+    def listwise_prompt(
+        self, query: str, documents: Sequence[str], *, instruction: str | None = None, num_prompt_docs: int = 20
+    ) -> str: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Outcome:
+    """Tokens embedded for a request and the time its jobs spent queued and running (for headers and usage)."""
+
+    tokens: int = 0
+    queue_seconds: float = 0.0
+    inference_seconds: float = 0.0
+
+
+class Engine:
+    """The model behind the endpoints: every embedding goes through the :class:`Batcher`."""
+
+    def __init__(self, model: ServableModel, batcher: Batcher, settings: ServerSettings) -> None:
+        self.model = model
+        self.batcher = batcher
+        self.settings = settings
+
+    # ------------------------------------------------------------------ inputs
+
+    def check_count(self, count: int, name: str) -> None:
+        """An empty list is a 400; more items than ``max_client_batch_size`` a 413."""
+        if count == 0:
+            raise APIError(400, f"{name} must not be empty", "empty_input")
+        limit = self.settings.max_client_batch_size
+        if count > limit:
+            raise APIError(413, f"{name} has {count} items, more than max_client_batch_size={limit}", "too_many_inputs")
+
+    def format(self, texts: Sequence[str], input_type: str | None, instruction: str | None, name: str) -> list[str]:
+        """The exact model inputs for ``texts`` of one input type (see ``protocol.InputType``)."""
+        kind = input_type or ("raw" if self.settings.raw_embeddings else "document")
+        if instruction is not None and kind != "query":
+            raise APIError(400, f"instruction applies to input_type 'query', not {kind!r}", "invalid_value")
+        prompts = self.model.prompts
+        if kind == "document":
+            return [prompts.document(t) for t in texts]
+        if kind == "query":
+            return [prompts.query(t, instruction) for t in texts]
+        for i, text in enumerate(texts):  # a prompt or a raw text is the whole model input: it cannot be empty
+            empty = not text.strip() if kind == "prompt" else not text
+            if empty:
+                raise APIError(400, f"{name}[{i}] must be a non-empty string for input_type {kind!r}", "empty_input")
+        return [self.model.chat_wrap(t) for t in texts] if kind == "prompt" else list(texts)
+
+    def decode_ids(self, ids: Sequence[Sequence[int]], input_type: str | None, name: str) -> list[str]:
+        """Token ids as the text the model's tokenizer gives them back (exact for ids that tokenizer produced)."""
+        if input_type not in (None, "raw"):
+            raise APIError(400, f"token ids are embedded as given: input_type must be 'raw', not {input_type!r}")
+        vocab = len(self.model.tokenizer)
+        texts = []
+        for i, row in enumerate(ids):
+            if not row:
+                raise APIError(400, f"{name}[{i}] must not be an empty list of token ids", "empty_input")
+            bad = next((t for t in row if not 0 <= t < vocab), None)
+            if bad is not None:
+                raise APIError(400, f"{name}[{i}] holds token id {bad}, outside the vocabulary [0, {vocab})")
+            decode = self.model.tokenizer.decode
+            texts.append(decode(row, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+        return texts
+
+    # ------------------------------------------------------------------ embedding
+
+    async def embed(self, formatted: Sequence[str], *, truncate: bool, name: str, into: Outcome) -> Embeddings:
+        """Embed exact model inputs through the batcher; account tokens and times in ``into``."""
+        counts = await run_in_threadpool(self.model.count_tokens, formatted)
+        limit = self.model.max_length
+        if not truncate:
+            for i, count in enumerate(counts):
+                if count > limit:
+                    raise APIError(
+                        400,
+                        f"{name}[{i}] has {count} tokens, more than the model's limit of {limit}; "
+                        "shorten it or leave truncate on",
+                        "input_too_long",
+                    )
+        tokens = sum(min(c, limit) for c in counts)
+        result = await self.batcher.embed(formatted, tokens)
+        into.tokens += tokens
+        into.queue_seconds += result.queue_seconds
+        into.inference_seconds += result.inference_seconds
+        return result.vectors
+
+    # ------------------------------------------------------------------ reranking
+
+    async def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None,
+        instruction: str | None,
+        num_prompt_docs: int,
+        passes: int,
+        doc_embeddings: npt.ArrayLike | None,
+        truncate: bool,
+        name: str,
+        into: Outcome,
+    ) -> list[RankResult]:
+        """The listwise rerank of ``E2RankModel.rerank``, with every embedding queued through the batcher."""
+        query = check_query(query)
+        self.check_count(len(documents), name)
+        if doc_embeddings is not None:
+            vectors = as_embeddings(doc_embeddings, len(documents), dim=self.model.dimension)
+        else:
+            formatted = [self.model.prompts.document(d) for d in documents]
+            vectors = await self.embed(formatted, truncate=truncate, name=name, into=into)
+        steps = listwise_steps(vectors, passes=passes)
+        try:
+            order = next(steps)
+            while True:
+                prompt = await run_in_threadpool(
+                    self.model.listwise_prompt,
+                    query,
+                    [documents[i] for i in order[:num_prompt_docs]],
+                    instruction=instruction,
+                    num_prompt_docs=num_prompt_docs,
+                )
+                order = steps.send((await self.embed([prompt], truncate=True, name="prompt", into=into))[0])
+        except StopIteration as done:
+            results: list[RankResult] = done.value
+        return results if top_n is None else results[:top_n]

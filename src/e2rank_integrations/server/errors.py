@@ -1,0 +1,107 @@
+"""Errors as OpenAI-style bodies, ``{"error": {"message", "type", "code"}}``, for every failure the server reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+__all__ = ["APIError", "error_response", "install_error_handlers"]
+
+logger = logging.getLogger("e2rank_integrations.server")
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
+class APIError(Exception):
+    """A failure with an HTTP status, reported to the client as an error body."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int, message: str, code: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON response for an error."""
+    body = {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "code": code}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """``("body", "input", 3)`` -> ``input[3]``; the union member names pydantic adds are left out."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _UNION_TAGS or not part.isidentifier() or part[:1].isupper():
+            continue  # "str", "list[int]", "function-after[...]", a model's class name: not a field
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "cohere", "tei"})
+
+
+def validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    """Status and one message naming each field at fault (malformed JSON is a 400, a wrong field a 422)."""
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "the request body is not valid JSON"
+    seen: dict[str, str] = {}
+    for e in errors:
+        seen.setdefault(_location(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")))
+    return 422, "; ".join(f"{where}: {msg}" for where, msg in list(seen.items())[:5])
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception to an error body; anything unexpected is logged and reported as a 500."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, APIError)
+        return error_response(exc.status, exc.message, exc.code, exc.headers)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        status, message = validation_message(exc)
+        return error_response(status, message, "invalid_json" if status == 400 else "invalid_field")
+
+    async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
+        # The model's own checks (empty query, wrong shape of doc_embeddings...) raise these with a clear message.
+        return error_response(400, str(exc), "invalid_value")
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return error_response(exc.status_code, detail, None, exc.headers)
+
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}", "internal_error")
+
+    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ValueError, on_bad_value)
+    app.add_exception_handler(TypeError, on_bad_value)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_crash)

@@ -1,0 +1,123 @@
+"""Plain ASGI middleware: request ids and metrics, bearer-key authentication, the body size limit."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from collections.abc import Collection
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_response
+from .metrics import Metrics
+
+__all__ = ["AuthMiddleware", "BodyLimitMiddleware", "RequestContextMiddleware"]
+
+
+class RequestContextMiddleware:
+    """Echo ``X-Request-Id`` (or make one) and count every request and its latency, by route."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, paths: Collection[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
+        path = scope["path"] if scope["path"] in self.paths else "other"  # no label per unknown URL
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+
+class AuthMiddleware:
+    """Require ``Authorization: Bearer <key>`` on every path but the open ones; 401 otherwise."""
+
+    def __init__(self, app: ASGIApp, api_key: str, open_paths: Collection[str] = ("/health",)) -> None:
+        self.app = app
+        self._key = api_key.encode()
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        scheme, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
+        # compare_digest takes as long for a wrong key as for a right one: the key cannot be guessed by timing.
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._key):
+            await self.app(scope, receive, send)
+            return
+        message = "missing API key" if not given else "invalid API key"
+        response = error_response(
+            401, f"{message}: send 'Authorization: Bearer <key>'", "invalid_api_key", {"WWW-Authenticate": "Bearer"}
+        )
+        await response(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuse a body over ``limit`` bytes with 413, by its Content-Length or while it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        # Read the whole body here (at most `limit` bytes), then hand it on in one message.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)  # a disconnect: let the app see it
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit_mb = self.limit / (1024 * 1024)
+        response = error_response(
+            413, f"the request body is larger than the limit of {limit_mb:g} MiB", "payload_too_large"
+        )
+        await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that returns ``messages`` first, then reads on."""
+    queued = list(messages)
+
+    async def replay() -> Message:
+        return queued.pop(0) if queued else await receive()
+
+    return replay

@@ -1,0 +1,106 @@
+"""Clients that already exist work unchanged: the OpenAI SDK, a Cohere-style call, Chroma's TEI client; fuzzing."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from .conftest import API_KEY
+
+DOCS = ["Paris is the capital of France.", "Gravity pulls masses together.", "Bees make honey."]
+QUERY = "What is the capital of France?"
+
+
+def test_openai_sdk_embeddings(strict_server, tiny_path):
+    openai = pytest.importorskip("openai")
+    from e2rank_integrations import E2RankModel
+
+    model = E2RankModel.from_pretrained(tiny_path, max_length=64)
+    client = openai.OpenAI(base_url=strict_server.url + "/v1", api_key=API_KEY, max_retries=0)
+    default = client.embeddings.create(model="e2rank", input=DOCS)  # the SDK asks for base64 and decodes it
+    floats = client.embeddings.create(model="e2rank", input=DOCS, encoding_format="float")
+    for response in (default, floats):
+        got = np.asarray([d.embedding for d in response.data], dtype=np.float32)
+        np.testing.assert_allclose(got, model.embed_documents(DOCS), atol=1e-5)
+        assert response.usage.prompt_tokens > 0
+    queries = client.embeddings.create(model="e2rank", input=[QUERY], extra_body={"input_type": "query"})
+    np.testing.assert_allclose(queries.data[0].embedding, model.embed_queries([QUERY])[0], atol=1e-5)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=strict_server.url + "/v1", api_key="wrong", max_retries=0).embeddings.create(
+            model="e2rank", input=["x"]
+        )
+    with pytest.raises(openai.APIStatusError) as too_many:
+        client.embeddings.create(model="e2rank", input=["x"] * 9)
+    assert too_many.value.status_code == 413
+
+
+def test_cohere_style_rerank_with_plain_httpx(strict_server, tiny_path):
+    from e2rank_integrations import E2RankModel
+
+    model = E2RankModel.from_pretrained(tiny_path, max_length=64)
+    response = httpx.post(
+        strict_server.url + "/v2/rerank",
+        headers={
+            "Authorization": f"Bearer {API_KEY}",
+            "Content-Type": "application/json",
+            "accept": "application/json",
+        },
+        json={"model": "rerank-v3.5", "query": QUERY, "documents": DOCS, "top_n": 2, "max_tokens_per_doc": 512},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    expected = model.rerank(QUERY, DOCS, top_n=2)
+    assert [r["index"] for r in results] == [r.index for r in expected]
+    np.testing.assert_allclose([r["relevance_score"] for r in results], [r.score for r in expected], atol=1e-5)
+
+
+def test_chroma_tei_client_against_embed(server, tiny_model):
+    pytest.importorskip("chromadb")
+    import chromadb
+    from chromadb.utils.embedding_functions import HuggingFaceEmbeddingServer
+
+    embed = HuggingFaceEmbeddingServer(url=server.url + "/embed")
+    vectors = np.asarray(embed(DOCS), dtype=np.float32)
+    np.testing.assert_allclose(vectors, tiny_model.embed_documents(DOCS), atol=1e-5)
+    client = chromadb.EphemeralClient()
+    collection = client.create_collection("tei-e2rank", embedding_function=embed)
+    collection.add(ids=["a", "b", "c"], documents=DOCS)
+    found = collection.query(query_texts=[DOCS[1]], n_results=1)
+    assert found["ids"] == [["b"]]
+
+
+def test_fuzzed_requests_never_get_a_5xx(server):
+    """schemathesis generates requests for every operation of /openapi.json (a bounded number each): no 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    hypothesis = pytest.importorskip("hypothesis")
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    failures, statuses = [], []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 10
+
+    modes = list(schemathesis.GenerationMode)  # valid requests, and requests that break the schema
+    for operation, mode in ((op, mode) for op in operations for mode in modes):
+
+        @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+        @hypothesis.settings(
+            max_examples=15,
+            deadline=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+            derandomize=True,  # the same examples every run
+            database=None,
+        )
+        def call(case):
+            response = case.call(timeout=120)
+            statuses.append(response.status_code)
+            if response.status_code >= 500:
+                failures.append(
+                    f"{case.method} {case.path} {case.body!r:.300} -> {response.status_code} {response.text:.300}"
+                )
+
+        try:
+            call()
+        except hypothesis.errors.Unsatisfiable:
+            assert mode == schemathesis.GenerationMode.NEGATIVE  # a GET without parameters has nothing to break
+    assert not failures, "\n".join(failures)
+    assert {200, 400, 422} <= set(statuses), sorted(set(statuses))
