@@ -112,6 +112,8 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         self.backend = backend
         self.instruction = instruction if instruction is not None else _default_instruction(backend)
         self._source = _describe(backend, server_url, api_key_env)
+        if api_key_env is not None and (self._source is None or self._source["server_url"] is None):
+            raise ValueError("api_key_env names the API key of a server: give it with server_url= or an E2RankClient")
         if self._source is not None:
             _remember(self._source, backend)
 

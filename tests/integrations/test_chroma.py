@@ -328,6 +328,8 @@ def test_constructor_errors(tiny_model, tiny_path):
         E2RankEmbeddingFunction(AsyncLike())
     with pytest.raises(TypeError, match="api_key_env"):
         E2RankEmbeddingFunction(tiny_model, api_key_env="")
+    with pytest.raises(ValueError, match="api_key_env names the API key of a server"):
+        E2RankEmbeddingFunction(tiny_model, api_key_env="E2RANK_API_KEY")
     with pytest.raises(ValueError, match="instruction must be a non-empty string"):
         E2RankEmbeddingFunction(tiny_model, instruction=" ")
 
