@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any, TextIO
 
+from ._optional import require
 from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
-from .scoring import rank
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
+DEMO_COLLECTION = "e2rank-demo"
 
 
 class CLIError(Exception):
@@ -106,57 +109,90 @@ def _clip(text: str, width: int) -> str:
 
 
 def run_demo(args: argparse.Namespace, out: TextIO) -> int:
-    """Index the built-in corpus, retrieve for a query, rerank, print both orders with timings."""
+    """Index the built-in corpus in an embedded Chroma, retrieve for a query, rerank, print both orders with timings."""
+    chromadb = require("chromadb", extra="chroma")  # before loading a model: a missing extra fails at once
+    from .chroma import E2RankEmbeddingFunction, rerank_query_result
+
     name, extra = resolve_demo_model(args.model, out)
     model = load_model(name, device=args.device, cache=args.cache, **extra)
     print(f"model: {name} ({model.device}, {model.dtype}, {model.dimension}-d)", file=out)
     if name == TINY_RANDOM:
         print("       random weights: the orders below show the mechanics, not relevance", file=out)
 
-    corpus = builtin_corpus()
-    texts = [f"{p['title']}\n{p['text']}" for p in corpus]
-    start = time.perf_counter()
-    doc_vectors = model.embed_documents(texts)
-    embed_s = time.perf_counter() - start
-    print(f"indexed {len(texts)} passages in {embed_s:.2f} s", file=out)
+    with contextlib.ExitStack() as stack:
+        directory = args.chroma_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="e2rank-demo-"))
+        where = directory if args.chroma_dir else f"{directory} (temporary)"
+        function = E2RankEmbeddingFunction(model)
+        collection = chromadb.PersistentClient(path=directory).get_or_create_collection(
+            DEMO_COLLECTION, embedding_function=function
+        )
+        _check_demo_collection(collection, function, directory)
 
-    start = time.perf_counter()
-    query_vector = model.embed_queries([args.query])[0]
-    query_s = time.perf_counter() - start
-    start = time.perf_counter()
-    retrieved = rank(doc_vectors @ query_vector, top_n=args.top_k)
-    retrieve_s = time.perf_counter() - start
+        corpus = builtin_corpus()
+        titles = {p["id"]: p["title"] for p in corpus}
+        stored = set(collection.get(ids=list(titles), include=[])["ids"])
+        new = [p for p in corpus if p["id"] not in stored]
+        if new:
+            start = time.perf_counter()
+            collection.add(
+                ids=[p["id"] for p in new],
+                documents=[f"{p['title']}\n{p['text']}" for p in new],
+                metadatas=[{"title": p["title"]} for p in new],
+            )
+            embed_s = time.perf_counter() - start
+            print(f"indexed {len(new)} passages in {embed_s:.2f} s into an embedded Chroma at {where}", file=out)
+        if stored:
+            print(f"found {len(stored)} passages indexed by an earlier run in {where}", file=out)
 
-    candidates = [texts[r.index] for r in retrieved]
-    before = model.stats()["texts_embedded"]
-    start = time.perf_counter()
-    reranked = model.rerank(args.query, candidates, top_n=args.show)
-    rerank_s = time.perf_counter() - start
-    rerank_embedded = model.stats()["texts_embedded"] - before
+        start = time.perf_counter()
+        result = collection.query(
+            query_texts=[args.query],
+            n_results=args.top_k,
+            include=["documents", "metadatas", "distances", "embeddings"],
+        )
+        query_s = time.perf_counter() - start
+        retrieved = list(zip(result["ids"][0], result["distances"][0]))
+
+        before = model.stats()["texts_embedded"]
+        start = time.perf_counter()
+        reranked = rerank_query_result(model, args.query, result, top_n=args.show)
+        rerank_s = time.perf_counter() - start
+        rerank_embedded = model.stats()["texts_embedded"] - before
 
     print(f'\nquery: "{args.query}"\n', file=out)
     width = 38
-    print(f"  {'retrieval (cosine to the query)':<{width + 13}} | E2Rank rerank of the top {len(candidates)}", file=out)
+    print(f"  {'retrieval (cosine to the query)':<{width + 13}} | E2Rank rerank of the top {len(retrieved)}", file=out)
     for row in range(min(args.show, len(retrieved))):
-        left = retrieved[row]
-        right = reranked[row] if row < len(reranked) else None
-        left_text = f"{row + 1:>2}  {left.score:6.3f}  {_clip(corpus[left.index]['title'], width)}"
+        left_id, distance = retrieved[row]
+        left_text = f"{row + 1:>2}  {1.0 - distance:6.3f}  {_clip(titles[left_id], width)}"
         right_text = ""
-        if right is not None:
-            passage = corpus[retrieved[right.index].index]["title"]
-            right_text = f"{row + 1:>2}  {right.score:6.3f}  {_clip(passage, width)}  (was #{right.index + 1})"
+        if row < len(reranked):
+            hit = reranked[row]
+            right_text = f"{row + 1:>2}  {hit.score:6.3f}  {_clip(titles[hit.id], width)}  (was #{hit.index + 1})"
         print(f"  {left_text:<{width + 13}} | {right_text}", file=out)
     print(
-        f"\ntimings: embed query {query_s * 1000:.1f} ms, retrieve {retrieve_s * 1000:.2f} ms, "
-        f"rerank {rerank_s * 1000:.1f} ms",
+        f"\ntimings: query (embed + Chroma search) {query_s * 1000:.1f} ms, rerank {rerank_s * 1000:.1f} ms",
         file=out,
     )
     print(
-        f"the rerank embedded {rerank_embedded} text(s) (the listwise prompt); the {len(candidates)} candidates' "
-        "embeddings came from the index's cache",
+        f"the rerank embedded {rerank_embedded} text(s) (the listwise prompt); the {len(retrieved)} candidates' "
+        "embeddings are the vectors Chroma stored",
         file=out,
     )
     return 0
+
+
+def _check_demo_collection(collection: Any, function: Any, directory: str) -> None:
+    """Refuse a ``--chroma-dir`` whose collection was embedded with another model (Chroma does not check)."""
+    stored = collection.configuration_json.get("embedding_function") or {}
+    if stored.get("name") != function.name():
+        raise CLIError(
+            f"{directory} holds a collection {DEMO_COLLECTION!r} not made by this demo; use another --chroma-dir"
+        )
+    try:
+        function.validate_config_update(stored.get("config", {}), function.get_config())
+    except ValueError as exc:
+        raise CLIError(f"{directory} was indexed with other settings; use another --chroma-dir ({exc})") from None
 
 
 # ---------------------------------------------------------------------------- embed / rerank
@@ -325,8 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available)")
         p.add_argument("--cache", default=None, help="SQLite file to keep embeddings in across runs")
 
-    demo = sub.add_parser("demo", help="index a small built-in corpus, retrieve, rerank, print both orders")
+    demo = sub.add_parser("demo", help="index a small built-in corpus in Chroma, retrieve, rerank, print both orders")
     model_options(demo, None)
+    demo.add_argument("--chroma-dir", default=None, help="keep the Chroma database here (default: a temporary one)")
     demo.add_argument("--query", default=DEFAULT_QUERY)
     demo.add_argument("--top-k", type=int, default=20, help="candidates retrieved and reranked (default 20)")
     demo.add_argument("--show", type=int, default=10, help="rows printed (default 10)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from .types import Embeddings, RankResult
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MODEL", "E2RankModel"]
+__all__ = ["DEFAULT_MODEL", "E2RankModel", "shared_model"]
 
 DEFAULT_MODEL = "Alibaba-NLP/E2Rank-0.6B"
 _SHARED_HF_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "trust_remote_code", "subfolder")
@@ -470,6 +471,43 @@ class E2RankModel:
                 digest.update(name.encode())
                 digest.update(sample.float().cpu().numpy().tobytes())
         return digest.hexdigest()[:32]
+
+
+_SHARED: dict[str, E2RankModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(name_or_path: str | os.PathLike[str], **kwargs: Any) -> E2RankModel:
+    """The process-wide :class:`E2RankModel` for these load settings: loaded on first use, then reused.
+
+    Adapters that are built from a model name (Chroma rebuilding an embedding function from a collection's stored
+    configuration, once per collection) call this, so the weights are loaded once per process however many objects
+    ask for them. Different settings (another ``max_length``, device or cache) load another model.
+
+    Args:
+        name_or_path: A hub id or a local directory, as for :meth:`E2RankModel.from_pretrained`.
+        **kwargs: Passed to :meth:`E2RankModel.from_pretrained`; part of the key that identifies the model.
+
+    Example:
+        >>> from e2rank_integrations.model import shared_model
+        >>> shared_model("Alibaba-NLP/E2Rank-0.6B") is shared_model("Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
+        True
+    """
+    key = json.dumps({"name_or_path": os.fspath(name_or_path), **kwargs}, sort_keys=True, default=_setting_key)
+    with _SHARED_LOCK:  # held while loading: two threads asking for the same model must not load it twice
+        model = _SHARED.get(key)
+        if model is None:
+            model = _SHARED[key] = E2RankModel.from_pretrained(os.fspath(name_or_path), **kwargs)
+    return model
+
+
+def _setting_key(value: object) -> object:
+    """A load setting that JSON cannot hold, as a key: a cache by identity (it is shared state), else its repr."""
+    if isinstance(value, EmbeddingCache):
+        return f"{type(value).__name__}@{id(value):x}"  # the loaded model keeps the cache alive, so the id stays its
+    if isinstance(value, PromptFormat):
+        return value.to_dict()
+    return repr(value)  # torch.dtype, torch.device, paths: equal settings have equal reprs
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

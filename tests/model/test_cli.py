@@ -39,12 +39,43 @@ def test_builtin_corpus_has_real_passages():
 def test_demo_prints_both_orders(tiny_path, capsys):
     assert main(["demo", "--model", str(tiny_path), "--show", "5"]) == 0
     out = capsys.readouterr().out
-    assert "indexed 42 passages" in out
+    assert "indexed 42 passages" in out and "into an embedded Chroma at" in out and "(temporary)" in out
     assert 'query: "Why is it colder in winter than in summer?"' in out
     assert "retrieval (cosine to the query)" in out and "E2Rank rerank of the top 20" in out
     assert "the rerank embedded 1 text(s)" in out
     rows = [line for line in out.splitlines() if " | " in line and "(was #" in line]
     assert len(rows) == 5
+
+
+def test_demo_keeps_its_chroma_dir_and_refuses_another_model(tiny_path, other_tiny_path, tmp_path, capsys):
+    chroma_dir = str(tmp_path / "chroma")
+    assert main(["demo", "--model", str(tiny_path), "--chroma-dir", chroma_dir, "--show", "3"]) == 0
+    first = capsys.readouterr().out
+    assert "indexed 42 passages in" in first and f"into an embedded Chroma at {chroma_dir}\n" in first
+
+    assert main(["demo", "--model", str(tiny_path), "--chroma-dir", chroma_dir, "--show", "3"]) == 0
+    second = capsys.readouterr().out
+    assert "indexed 42" not in second and f"found 42 passages indexed by an earlier run in {chroma_dir}" in second
+    assert "the rerank embedded 1 text(s)" in second
+    rows = [line for line in first.splitlines() if " | " in line]
+    assert rows == [line for line in second.splitlines() if " | " in line]  # the same orders from the kept index
+
+    assert main(["demo", "--model", str(other_tiny_path), "--chroma-dir", chroma_dir]) == 1
+    err = capsys.readouterr().err
+    assert f"e2rank demo: error: {chroma_dir} was indexed with other settings" in err
+    assert str(other_tiny_path) in err
+
+
+def test_demo_without_chromadb_names_the_extra(tiny_path):
+    code = (
+        "import sys; sys.modules['chromadb'] = None\n"
+        "from e2rank_integrations.cli import main\n"
+        f"raise SystemExit(main(['demo', '--model', {str(tiny_path)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "pip install 'e2rank-integrations[chroma]'" in result.stderr and "Traceback" not in result.stderr
+    assert "model:" not in result.stdout  # it failed before loading a model
 
 
 def test_demo_console_script_with_tiny_random(tiny_cache_dir):

@@ -277,3 +277,12 @@ def test_checkpoint_is_deterministic(tiny_path, tmp_path):
     again = make_random_checkpoint(tmp_path / "again", seed=0)
     assert (again / "model.safetensors").read_bytes() == (tiny_path / "model.safetensors").read_bytes()
     assert E2RankModel.from_pretrained(again).fingerprint == E2RankModel.from_pretrained(tiny_path).fingerprint
+
+
+def test_shared_model_loads_once_per_settings(tiny_path):
+    from e2rank_integrations.model import shared_model
+
+    first = shared_model(tiny_path)
+    assert shared_model(str(tiny_path)) is first
+    assert shared_model(tiny_path, max_length=128) is not first
+    assert shared_model(tiny_path, max_length=128).max_length == 128

@@ -60,3 +60,18 @@ def test_unknown_attribute():
 
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         e2rank_integrations.Nope  # noqa: B018
+
+
+def test_chroma_without_chromadb_names_the_extra():
+    result = run_python(
+        """
+        import sys
+        sys.modules["chromadb"] = None  # as if chromadb were not installed
+        try:
+            import e2rank_integrations.chroma
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'e2rank-integrations[chroma]'" in result.stdout

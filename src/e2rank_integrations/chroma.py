@@ -1,0 +1,465 @@
+"""Chroma: an embedding function that embeds through E2Rank, and reranking of query results on their stored vectors.
+
+:class:`E2RankEmbeddingFunction` is registered with Chroma under the name ``"e2rank"``. A collection created with it
+stores that name and :meth:`~E2RankEmbeddingFunction.get_config` in its configuration, so another process can
+reopen the collection without passing an embedding function: Chroma rebuilds it from the stored configuration.
+Chroma only knows the name once this module has been imported, so such a process must
+``import e2rank_integrations.chroma`` (once, anywhere) before it opens the collection.
+
+:func:`rerank_query_result` reranks what ``collection.query`` returned, using the embeddings Chroma stored, so a
+rerank embeds one text (the listwise prompt). :class:`E2RankChromaRetriever` does the query and the rerank in one call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._optional import require
+from .model import E2RankModel, shared_model
+from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
+from .scoring import check_positive_int, check_top_n
+from .types import check_backend, is_async_backend
+
+require("chromadb", extra="chroma")
+
+from chromadb.api.types import Documents, EmbeddingFunction, Space  # noqa: E402
+from chromadb.api.types import Embeddings as ChromaEmbeddings  # noqa: E402
+from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
+
+__all__ = ["ChromaHit", "E2RankChromaRetriever", "E2RankEmbeddingFunction", "rerank_query_result"]
+
+# What a stored configuration holds. The source keys say which model embedded the collection's vectors.
+_SOURCE_KEYS = ("model_name_or_path", "max_length", "prompts", "server_url", "api_key_env")
+_CONFIG_KEYS = (*_SOURCE_KEYS, "instruction")
+# A change of any of these would mix vectors from two models (or two encodings) in one collection.
+_FIXED_KEYS = ("model_name_or_path", "max_length", "prompts", "server_url", "instruction")
+
+# Stored configuration (its source keys) -> the backend a function with that configuration uses in this process.
+# Chroma rebuilds the function from the configuration often (``is_legacy`` on every create, ``collection.configuration``
+# on every embed of a collection opened without a function): each rebuild must find the live backend, never load
+# the weights again. Weak values: a model the caller made and dropped is not kept alive here.
+_BACKENDS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_CLIENTS: dict[str, Any] = {}  # HTTP clients built from a server URL, shared like the models of `shared_model`
+_CLIENTS_LOCK = threading.Lock()
+
+
+@register_embedding_function
+class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
+    """A Chroma embedding function: documents as E2Rank stores them, queries with the retrieval instruction.
+
+    Give it a Backend (a local :class:`~e2rank_integrations.E2RankModel` or an ``E2RankClient``), a model to load
+    (shared per process with every other function on the same settings), or the URL of an ``e2rank serve`` server.
+    Chroma calls ``__call__`` for the documents it adds and :meth:`embed_query` for ``query_texts``. Vectors are
+    L2-normalised, so the default space is ``"cosine"``.
+
+    Args:
+        backend: The model or client to embed with.
+        model_name_or_path: Instead of ``backend``: a hub id or local directory to load with
+            :func:`~e2rank_integrations.model.shared_model`.
+        server_url: Instead of ``backend``: the URL of an ``e2rank serve`` server (needs the ``client`` extra).
+        api_key_env: The environment variable that holds the server's API key. The key itself is never stored in
+            the collection's configuration; the variable's name is.
+        instruction: The retrieval instruction for queries (default: the backend's, the authors' evaluation one).
+        **model_kwargs: With ``model_name_or_path``: passed to ``E2RankModel.from_pretrained`` (``device``,
+            ``dtype``, ``max_length``, ``cache``...). With ``server_url``: passed to ``E2RankClient``.
+
+    Example:
+        >>> import chromadb
+        >>> from e2rank_integrations.chroma import E2RankEmbeddingFunction
+        >>> ef = E2RankEmbeddingFunction(model_name_or_path="Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
+        >>> collection = chromadb.EphemeralClient().create_collection("docs", embedding_function=ef)  # doctest: +SKIP
+        >>> collection.add(ids=["a"], documents=["Beijing is the capital of China."])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: Any = None,
+        *,
+        model_name_or_path: str | os.PathLike[str] | None = None,
+        server_url: str | None = None,
+        api_key_env: str | None = None,
+        instruction: str | None = None,
+        **model_kwargs: Any,
+    ) -> None:
+        sources = {"backend": backend, "model_name_or_path": model_name_or_path, "server_url": server_url}
+        given = [name for name, value in sources.items() if value is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "E2RankEmbeddingFunction needs exactly one of backend=, model_name_or_path= or server_url=; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
+            raise TypeError(f"api_key_env must be the name of an environment variable, got {api_key_env!r}")
+        if instruction is not None:
+            check_query(instruction, "instruction")
+        if backend is not None:
+            if model_kwargs:
+                raise TypeError(f"with backend=, no model options are taken; got {', '.join(sorted(model_kwargs))}")
+            backend = check_backend(backend)
+        elif model_name_or_path is not None:
+            backend = shared_model(model_name_or_path, **model_kwargs)
+        else:
+            backend = _shared_client(str(server_url), api_key_env, model_kwargs)
+        if is_async_backend(backend):
+            raise TypeError("Chroma calls embedding functions synchronously: use E2RankClient, not AsyncE2RankClient")
+        self.backend = backend
+        self.instruction = instruction if instruction is not None else _default_instruction(backend)
+        self._source = _describe(backend, server_url, api_key_env)
+        if api_key_env is not None and (self._source is None or self._source["server_url"] is None):
+            raise ValueError("api_key_env names the API key of a server: give it with server_url= or an E2RankClient")
+        if self._source is not None:
+            _remember(self._source, backend)
+
+    def __call__(self, input: Documents) -> ChromaEmbeddings:
+        """Embed documents (what Chroma stores): the text, then ``<|endoftext|>``; no instruction."""
+        return list(self.backend.embed_documents(_check_input(input)))
+
+    def embed_query(self, input: Documents) -> ChromaEmbeddings:
+        """Embed search queries, each wrapped in the retrieval instruction (Chroma calls it for ``query_texts``)."""
+        return list(self.backend.embed_queries(_check_input(input), instruction=self.instruction))
+
+    @staticmethod
+    def name() -> str:
+        """The name Chroma stores in a collection's configuration and looks the class up by."""
+        return "e2rank"
+
+    def default_space(self) -> Space:
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        # The vectors are L2-normalised: all three spaces order neighbours the same way.
+        return ["cosine", "ip", "l2"]
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON values that rebuild this function: the model (or server URL), ``max_length``, instruction.
+
+        Raises:
+            ValueError: The backend is neither an ``E2RankModel`` loaded by name nor a client with a ``base_url``,
+                so nothing could rebuild it (Chroma then stores the function as a "legacy" one, with a warning).
+        """
+        if self._source is None:
+            raise ValueError(
+                f"E2RankEmbeddingFunction cannot describe its {type(self.backend).__name__} backend in a stored "
+                "configuration; build it with model_name_or_path= or server_url= to make the collection reopenable"
+            )
+        return {**self._source, "instruction": self.instruction}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> E2RankEmbeddingFunction:
+        """Rebuild a function from :meth:`get_config`'s values, reusing the backend already live in this process."""
+        E2RankEmbeddingFunction.validate_config(config)
+        source = {key: config.get(key) for key in _SOURCE_KEYS}
+        instruction, api_key_env = config["instruction"], source["api_key_env"]
+        backend = _BACKENDS.get(_source_key(source))
+        if backend is not None:
+            return E2RankEmbeddingFunction(backend, api_key_env=api_key_env, instruction=instruction)
+        if source["server_url"] is not None:
+            return E2RankEmbeddingFunction(
+                server_url=source["server_url"], api_key_env=api_key_env, instruction=instruction
+            )
+        options: dict[str, Any] = {"max_length": source["max_length"]}
+        if source["prompts"] is not None:
+            options["prompts"] = PromptFormat(**source["prompts"])
+        return E2RankEmbeddingFunction(
+            model_name_or_path=source["model_name_or_path"], instruction=instruction, **options
+        )
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Raise ``ValueError`` unless ``config`` is what :meth:`get_config` returns."""
+        if not isinstance(config, Mapping):
+            raise ValueError(f"an e2rank configuration must be a dict, got {type(config).__name__}")
+        unknown = sorted(set(config) - set(_CONFIG_KEYS))
+        if unknown:
+            raise ValueError(f"unknown keys in an e2rank configuration: {', '.join(unknown)}")
+        if (config.get("model_name_or_path") is None) == (config.get("server_url") is None):
+            raise ValueError("an e2rank configuration needs exactly one of model_name_or_path and server_url")
+        if not isinstance(config.get("instruction"), str):
+            raise ValueError("an e2rank configuration needs its query instruction (a string)")
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        """Refuse a change of model, server, encoding or instruction: the stored vectors would no longer match."""
+        changed = [key for key in _FIXED_KEYS if old_config.get(key) != new_config.get(key)]
+        if changed:
+            details = "; ".join(f"{key}: {old_config.get(key)!r} -> {new_config.get(key)!r}" for key in changed)
+            raise ValueError(
+                f"cannot change the E2Rank embedding function of a collection ({details}): its stored vectors were "
+                "embedded with the old settings. Create a new collection and add the documents again instead."
+            )
+
+    def __repr__(self) -> str:
+        return f"E2RankEmbeddingFunction({self.backend!r}, instruction={self.instruction!r})"
+
+
+@dataclass(frozen=True)
+class ChromaHit:
+    """One candidate of a Chroma query after an E2Rank rerank.
+
+    Attributes:
+        id: The record's id.
+        document: The record's document.
+        metadata: A copy of the record's metadata (``None`` where it has none or it was not included).
+        score: Cosine similarity to the listwise prompt (higher is better).
+        distance: Chroma's first-stage distance to the query, where ``distances`` were included.
+        index: The candidate's position in the first-stage results (0 = Chroma's nearest).
+
+    Example:
+        >>> ChromaHit(id="a", document="text", metadata=None, score=0.8, distance=0.3, index=2).index
+        2
+    """
+
+    id: str
+    document: str
+    metadata: dict[str, Any] | None
+    score: float
+    distance: float | None
+    index: int
+
+
+def rerank_query_result(
+    backend: Any,
+    query: str,
+    result: Mapping[str, Any],
+    *,
+    top_n: int | None = None,
+    query_index: int | None = None,
+    instruction: str | None = None,
+    num_prompt_docs: int = 20,
+    passes: int = 1,
+) -> list[ChromaHit]:
+    """Rerank the candidates of one ``collection.query`` result with E2Rank, on the vectors Chroma stored.
+
+    Query with ``include=["documents", "metadatas", "distances", "embeddings"]``: the stored embeddings are then
+    the candidates' vectors and the rerank embeds one text, the listwise prompt. Without ``embeddings`` the
+    backend finds the vectors in its cache (filled when the documents were added through it) or embeds them.
+
+    Args:
+        backend: The model or client that embedded the collection.
+        query: The query the result is for.
+        result: What ``collection.query`` returned (``documents`` must be included).
+        top_n: Keep the best ``top_n`` (default all).
+        query_index: Which query of the result to rerank; needed only when the result holds several.
+        instruction: Rerank instruction opening the listwise prompt (default the authors').
+        num_prompt_docs: How many leading candidates go into the prompt.
+        passes: 2 reranks again with the first pass's order in the prompt.
+
+    Returns:
+        :class:`ChromaHit` items sorted by score, best first; ties keep Chroma's order.
+
+    Example:
+        >>> result = collection.query(query_texts=[query], n_results=50,  # doctest: +SKIP
+        ...                           include=["documents", "metadatas", "distances", "embeddings"])
+        >>> [hit.id for hit in rerank_query_result(model, query, result, top_n=5)]  # doctest: +SKIP
+        ['doc-7', 'doc-2', 'doc-31', 'doc-4', 'doc-12']
+    """
+    backend = _sync_backend(backend)
+    query = check_query(query)
+    top_n = check_top_n(top_n)
+    columns = _query_columns(result, query_index)
+    ids, documents = columns["ids"], columns["documents"]
+    if documents is None:
+        raise ValueError('the query result has no documents: query with include=["documents", ...]')
+    for record_id, document in zip(ids, documents):
+        if not isinstance(document, str):
+            raise ValueError(f"record {record_id!r} has no document to rerank (got {type(document).__name__})")
+    if not ids:
+        return []
+    stored = columns["embeddings"]
+    ranked = backend.rerank(
+        query,
+        documents,
+        top_n=top_n,
+        doc_embeddings=stored,  # None: the backend's cache, then the model
+        instruction=instruction,
+        num_prompt_docs=num_prompt_docs,
+        passes=passes,
+    )
+    metadatas, distances = columns["metadatas"], columns["distances"]
+    return [
+        ChromaHit(
+            id=ids[r.index],
+            document=documents[r.index],
+            metadata=dict(metadatas[r.index]) if metadatas is not None and metadatas[r.index] is not None else None,
+            score=r.score,
+            distance=float(distances[r.index]) if distances is not None else None,
+            index=r.index,
+        )
+        for r in ranked
+    ]
+
+
+class E2RankChromaRetriever:
+    """Query a Chroma collection for ``k`` candidates, then rerank them with E2Rank on their stored vectors.
+
+    The query and the listwise prompt are embedded by one backend, with the instruction stored in the collection's
+    configuration: Chroma's own default function is never used, so a collection without an E2Rank function (vectors
+    added directly, as LangChain's Chroma store does) works too when ``backend`` is given.
+
+    Args:
+        collection: A Chroma collection whose vectors were embedded with E2Rank.
+        backend: The model or client that embedded the collection; default the backend of the collection's
+            :class:`E2RankEmbeddingFunction`, rebuilt from its stored configuration (loaded once per process).
+            A local model other than the stored one is refused.
+        k: Candidates to retrieve.
+        top_n: Candidates to return after the rerank (``None`` for all ``k``).
+        num_prompt_docs: How many leading candidates go into the listwise prompt.
+        passes: 2 reranks again with the first pass's order in the prompt.
+
+    Example:
+        >>> import e2rank_integrations.chroma  # registers "e2rank" with Chroma  # doctest: +SKIP
+        >>> collection = chromadb.PersistentClient(path="./chroma-db").get_collection("docs")  # doctest: +SKIP
+        >>> retriever = E2RankChromaRetriever(collection, k=50, top_n=5)  # doctest: +SKIP
+        >>> [hit.id for hit in retriever.retrieve("What is the capital of China?")]  # doctest: +SKIP
+        ['beijing', 'shanghai', ...]
+    """
+
+    def __init__(
+        self,
+        collection: Any,
+        backend: Any = None,
+        *,
+        k: int = 50,
+        top_n: int | None = 5,
+        num_prompt_docs: int = 20,
+        passes: int = 1,
+    ) -> None:
+        if not callable(getattr(collection, "query", None)):
+            raise TypeError(f"collection must be a Chroma collection, got {type(collection).__name__}")
+        stored = collection.configuration_json.get("embedding_function") or {}  # as stored: nothing is built yet
+        config = stored.get("config") if stored.get("name") == E2RankEmbeddingFunction.name() else None
+        if backend is None:
+            if config is None:
+                raise TypeError(
+                    f"collection {collection.name!r} was not created with E2RankEmbeddingFunction; "
+                    "pass backend= (the model that embedded its vectors) to rerank it"
+                )
+            function = E2RankEmbeddingFunction.build_from_config(config)
+        else:
+            instruction = config["instruction"] if config is not None else None
+            function = E2RankEmbeddingFunction(backend, instruction=instruction)
+            mine = function._source or {}
+            if config is not None and mine.get("model_name_or_path") and config.get("model_name_or_path"):
+                # Both are local models: another one would score against vectors it did not make.
+                function.validate_config_update(config, function.get_config())
+        self.collection = collection
+        self.backend = function.backend
+        self.query_function = function
+        self.k = check_positive_int(k, "k")
+        self.top_n = check_top_n(top_n)
+        self.num_prompt_docs = check_positive_int(num_prompt_docs, "num_prompt_docs")
+        self.passes = check_positive_int(passes, "passes")
+
+    def retrieve(
+        self, query: str, *, where: Mapping[str, Any] | None = None, where_document: Mapping[str, Any] | None = None
+    ) -> list[ChromaHit]:
+        """The ``top_n`` best of the ``k`` nearest records for ``query`` (Chroma's ``where`` filters apply)."""
+        query = check_query(query)
+        result = self.collection.query(
+            query_embeddings=self.query_function.embed_query([query]),
+            n_results=self.k,
+            where=where,
+            where_document=where_document,
+            include=["documents", "metadatas", "distances", "embeddings"],
+        )
+        return rerank_query_result(
+            self.backend, query, result, top_n=self.top_n, num_prompt_docs=self.num_prompt_docs, passes=self.passes
+        )
+
+    def __repr__(self) -> str:
+        return f"E2RankChromaRetriever({self.collection.name!r}, k={self.k}, top_n={self.top_n})"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _check_input(texts: object) -> list[str]:
+    """Chroma's ``Documents`` (a list, or a numpy array of strings) as plain strings; empty is an error."""
+    items = check_texts(texts, "input")
+    if not items:
+        raise ValueError("E2RankEmbeddingFunction needs at least one text to embed; got an empty list")
+    return [str(text) for text in items]  # numpy's str_ items become plain str
+
+
+def _sync_backend(backend: object) -> Any:
+    backend = check_backend(backend)
+    if is_async_backend(backend):
+        raise TypeError("Chroma's client is synchronous: rerank with E2RankClient, not AsyncE2RankClient")
+    return backend
+
+
+def _default_instruction(backend: object) -> str:
+    prompts = getattr(backend, "prompts", None)
+    return prompts.query_instruction if isinstance(prompts, PromptFormat) else DEFAULT_QUERY_INSTRUCTION
+
+
+def _describe(backend: object, server_url: str | None, api_key_env: str | None) -> dict[str, Any] | None:
+    """The source keys of a stored configuration for ``backend``, or ``None`` where nothing could rebuild it."""
+    source: dict[str, Any] = dict.fromkeys(_SOURCE_KEYS)
+    if isinstance(backend, E2RankModel) and backend.name_or_path:
+        name = backend.name_or_path
+        # A relative directory would not be found from another working directory: store it absolute.
+        source["model_name_or_path"] = os.path.abspath(name) if os.path.isdir(name) else name
+        source["max_length"] = backend.max_length
+        source["prompts"] = None if backend.prompts == PromptFormat() else backend.prompts.to_dict()
+        return source
+    url = server_url if server_url is not None else getattr(backend, "base_url", None)  # E2RankClient, as httpx
+    if url is None:
+        return None
+    source["server_url"] = str(url).rstrip("/")
+    source["api_key_env"] = api_key_env
+    return source
+
+
+def _source_key(source: Mapping[str, Any]) -> str:
+    return json.dumps(source, sort_keys=True)
+
+
+def _remember(source: Mapping[str, Any], backend: object) -> None:
+    # An object without weak references is not remembered: rebuilds then load (or connect) their own.
+    with contextlib.suppress(TypeError):
+        _BACKENDS[_source_key(source)] = backend  # the newest function's backend wins
+
+
+def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict[str, Any]) -> Any:
+    """An ``E2RankClient`` for the URL, shared per process; the API key is read from ``api_key_env``."""
+    api_key = None
+    if api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ValueError(f"the environment variable {api_key_env} (api_key_env) is not set: it holds the API key")
+    key = json.dumps([server_url, api_key_env, client_kwargs], sort_keys=True, default=repr)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client_module = require("e2rank_integrations.client", extra="client")
+            client = _CLIENTS[key] = client_module.E2RankClient(server_url, api_key=api_key, **client_kwargs)
+    return client
+
+
+def _query_columns(result: Mapping[str, Any], query_index: int | None) -> dict[str, Any]:
+    """The per-query lists of one query of a ``collection.query`` result (``None`` for what was not included)."""
+    if not isinstance(result, Mapping) or not isinstance(result.get("ids"), Sequence):
+        raise TypeError(f"result must be what collection.query returned (a dict of lists), got {type(result).__name__}")
+    queries = len(result["ids"])
+    if query_index is None:
+        if queries != 1:
+            raise ValueError(f"the query result holds {queries} queries; pass query_index= to choose one")
+        query_index = 0
+    if isinstance(query_index, bool) or not isinstance(query_index, int) or not 0 <= query_index < queries:
+        raise ValueError(f"query_index must be an int in [0, {queries}), got {query_index!r}")
+    columns: dict[str, Any] = {}
+    for key in ("ids", "documents", "metadatas", "distances", "embeddings"):
+        batch = result.get(key)
+        columns[key] = None if batch is None else batch[query_index]
+    ids = columns["ids"] = list(columns["ids"])
+    for key in ("documents", "metadatas", "distances", "embeddings"):
+        if columns[key] is not None and len(columns[key]) != len(ids):
+            raise ValueError(f"the query result has {len(columns[key])} {key} for {len(ids)} ids")
+    return columns

@@ -1,0 +1,457 @@
+"""Chroma: the embedding function, reopening persisted collections, and reranking on stored vectors.
+
+Real chromadb clients (EphemeralClient, PersistentClient) with tiny generated checkpoints; every collection gets an
+E2Rank function, so Chroma's default ONNX function (a download) is never used.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import subprocess
+import sys
+import textwrap
+import uuid
+import warnings
+
+import numpy as np
+import pytest
+
+chromadb = pytest.importorskip("chromadb")
+pytest.importorskip("torch")
+
+from chromadb.utils.embedding_functions import known_embedding_functions  # noqa: E402
+
+from e2rank_integrations import E2RankModel, PromptFormat  # noqa: E402
+from e2rank_integrations.chroma import (  # noqa: E402
+    ChromaHit,
+    E2RankChromaRetriever,
+    E2RankEmbeddingFunction,
+    rerank_query_result,
+)
+from e2rank_integrations.prompts import DEFAULT_QUERY_INSTRUCTION  # noqa: E402
+
+DOCS = {
+    "beijing": "Beijing is the capital of the People's Republic of China.",
+    "shanghai": "Shanghai is China's largest city and its main financial centre.",
+    "gravity": "Gravity is the force by which masses attract one another.",
+    "tides": "Ocean tides are caused by the Moon's gravity pulling on the oceans.",
+    "seasons": "Winter is cold because the Earth's tilt spreads sunlight thinly over the hemisphere.",
+    "vaccines": "Vaccines train the immune system to recognise a pathogen before an infection.",
+    "python": "Python's global interpreter lock lets one thread run Python bytecode at a time.",
+    "everest": "Mount Everest is the highest mountain above sea level, in the Himalayas.",
+    "octopus": "An octopus has three hearts and blue blood rich in copper.",
+    "press": "The printing press made books cheap and spread literacy across Europe.",
+    "bm25": "BM25 ranks documents by term frequency, inverse document frequency and length.",
+    "canberra": "Canberra, not Sydney, is the capital of Australia.",
+}
+IDS = list(DOCS)
+METADATAS = [{"topic": "geo" if i % 2 else "science", "n": i} for i in range(len(IDS))]
+INCLUDE = ["documents", "metadatas", "distances", "embeddings"]
+QUERIES = ["What is the capital of China?", "Why is it cold in winter?"]
+
+
+def unique_name() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def make_collection(client, function):
+    collection = client.create_collection(unique_name(), embedding_function=function)
+    collection.add(ids=IDS, documents=list(DOCS.values()), metadatas=METADATAS)
+    return collection
+
+
+def brute_force(backend, query: str) -> tuple[list[str], np.ndarray]:
+    """Ids by cosine to the query, best first, and their cosine distances (what Chroma's cosine space returns)."""
+    similarity = backend.embed_documents(list(DOCS.values())) @ backend.embed_queries([query])[0]
+    order = np.argsort(-similarity, kind="stable")
+    return [IDS[i] for i in order], 1.0 - similarity[order]
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+
+
+class RemoteLike:
+    """Stands in for E2RankClient (issue 6, not merged yet): a Backend that has a ``base_url``."""
+
+    def __init__(self, model, base_url: str) -> None:
+        self._model = model
+        self.base_url = base_url
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+class AsyncLike:
+    """A Backend whose methods are coroutines, as AsyncE2RankClient's are."""
+
+    async def embed_queries(self, texts, *, instruction=None): ...
+    async def embed_documents(self, texts): ...
+    async def embed_prompt(self, text): ...
+    async def rerank(self, query, documents, **options): ...
+    async def stats(self): ...
+
+
+@pytest.fixture(scope="module")
+def client():
+    return chromadb.EphemeralClient()
+
+
+# ---------------------------------------------------------------------------- the embedding function
+
+
+def test_registered_with_chroma():
+    assert known_embedding_functions["e2rank"] is E2RankEmbeddingFunction
+    assert E2RankEmbeddingFunction.name() == "e2rank"
+
+
+def test_call_and_embed_query_match_the_backend(tiny_model):
+    function = E2RankEmbeddingFunction(tiny_model)
+    docs = list(DOCS.values())[:3]
+    vectors = function(docs)
+    assert isinstance(vectors, list) and all(v.dtype == np.float32 for v in vectors)
+    np.testing.assert_allclose(np.stack(vectors), tiny_model.embed_documents(docs), atol=1e-6)
+    np.testing.assert_allclose(np.stack(function.embed_query(QUERIES)), tiny_model.embed_queries(QUERIES), atol=1e-6)
+    assert function.default_space() == "cosine" and "cosine" in function.supported_spaces()
+
+
+def test_instruction_reaches_the_queries(tiny_model):
+    function = E2RankEmbeddingFunction(tiny_model, instruction="Find the city")
+    assert function.get_config()["instruction"] == "Find the city"
+    expected = tiny_model.embed_queries(QUERIES, instruction="Find the city")
+    np.testing.assert_allclose(np.stack(function.embed_query(QUERIES)), expected, atol=1e-6)
+    assert not np.allclose(expected, tiny_model.embed_queries(QUERIES))
+
+
+def test_ephemeral_query_equals_brute_force_cosine(client, tiny_model):
+    collection = make_collection(client, E2RankEmbeddingFunction(tiny_model))
+    assert collection.configuration_json["hnsw"]["space"] == "cosine"
+    result = collection.query(query_texts=QUERIES, n_results=len(IDS), include=["distances"])
+    for i, query in enumerate(QUERIES):
+        ids, distances = brute_force(tiny_model, query)
+        assert result["ids"][i] == ids
+        np.testing.assert_allclose(result["distances"][i], distances, atol=1e-4)
+
+
+def test_persistent_collection_reopens_in_a_fresh_process(tmp_path, tiny_path, other_tiny_path):
+    path = tmp_path / "db"
+    function = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
+    name = make_collection(chromadb.PersistentClient(path=str(path)), function).name
+    expected = {query: brute_force(function.backend, query) for query in QUERIES}
+
+    result = run_python(
+        f"""
+        import json
+        import chromadb
+        import e2rank_integrations.chroma  # the one import: registers "e2rank" with Chroma
+        from e2rank_integrations.chroma import E2RankChromaRetriever, E2RankEmbeddingFunction
+        from e2rank_integrations.model import _SHARED
+
+        collection = chromadb.PersistentClient(path={str(path)!r}).get_collection({name!r})  # no function passed
+        rebuilt = collection.configuration["embedding_function"]
+        out = {{"type": type(rebuilt).__name__, "config": rebuilt.get_config()}}
+        result = collection.query(query_texts={QUERIES!r}, n_results={len(IDS)}, include=["distances"])
+        out["ids"], out["distances"] = result["ids"], result["distances"]
+        out["retrieved"] = [hit.id for hit in E2RankChromaRetriever(collection, k=5, top_n=3).retrieve("capital")]
+        out["models_loaded"] = len(_SHARED)  # every rebuild shared one model
+        try:
+            other = E2RankEmbeddingFunction(model_name_or_path={str(other_tiny_path)!r})
+            collection.modify(configuration={{"embedding_function": other}})
+        except ValueError as exc:
+            out["refused"] = str(exc)
+        print(json.dumps(out))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["type"] == "E2RankEmbeddingFunction"
+    assert out["config"] == function.get_config()
+    for i, query in enumerate(QUERIES):
+        assert out["ids"][i] == expected[query][0]
+        np.testing.assert_allclose(out["distances"][i], expected[query][1], atol=1e-4)
+    assert len(out["retrieved"]) == 3 and set(out["retrieved"]) <= set(IDS)
+    assert out["models_loaded"] == 1
+    assert "cannot change the E2Rank embedding function" in out["refused"]
+    assert "model_name_or_path" in out["refused"] and str(other_tiny_path) in out["refused"]
+
+
+def test_reopening_without_the_import_is_a_clear_chroma_error(tmp_path, tiny_model):
+    path = tmp_path / "db"
+    make_collection(chromadb.PersistentClient(path=str(path)), E2RankEmbeddingFunction(tiny_model))
+    result = run_python(
+        f"""
+        import chromadb
+        collection = chromadb.PersistentClient(path={str(path)!r}).list_collections()[0]
+        try:
+            collection.query(query_texts=["capital"], n_results=1)
+        except ValueError as exc:
+            print(exc)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "e2rank" in result.stdout and "register_embedding_function" in result.stdout
+
+
+def test_functions_on_the_same_settings_share_one_model(tiny_path):
+    first = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
+    assert E2RankEmbeddingFunction(model_name_or_path=tiny_path).backend is first.backend
+    assert E2RankEmbeddingFunction.build_from_config(first.get_config()).backend is first.backend
+    other_settings = E2RankEmbeddingFunction(model_name_or_path=tiny_path, max_length=256)
+    assert other_settings.backend is not first.backend
+    assert other_settings.get_config()["max_length"] == 256
+
+
+def test_config_round_trip(fresh_model, tiny_path):
+    function = E2RankEmbeddingFunction(fresh_model)
+    config = function.get_config()
+    assert json.loads(json.dumps(config)) == config
+    assert config == {
+        "model_name_or_path": str(tiny_path),
+        "max_length": 8192,
+        "prompts": None,
+        "server_url": None,
+        "api_key_env": None,
+        "instruction": DEFAULT_QUERY_INSTRUCTION,
+    }
+    rebuilt = E2RankEmbeddingFunction.build_from_config(config)
+    assert rebuilt.get_config() == config
+    assert rebuilt.backend is fresh_model  # the live model, not a second copy of the weights
+    E2RankEmbeddingFunction.validate_config(config)
+
+
+def test_a_relative_model_directory_is_stored_absolute(tiny_path, monkeypatch):
+    monkeypatch.chdir(tiny_path.parent)
+    config = E2RankEmbeddingFunction(model_name_or_path=tiny_path.name).get_config()
+    assert config["model_name_or_path"] == str(tiny_path)
+
+
+def test_custom_prompts_are_stored_and_rebuilt(tiny_model, tiny_path):
+    prompts = PromptFormat(query_template="Task: {instruction}\nQuestion: {query}")
+    model = E2RankModel(tiny_model.model, tiny_model.tokenizer, name_or_path=str(tiny_path), prompts=prompts)
+    config = E2RankEmbeddingFunction(model).get_config()
+    assert config["prompts"] == prompts.to_dict()
+    del model
+    gc.collect()  # the caller's model is gone: a rebuild loads one with the stored settings
+    rebuilt = E2RankEmbeddingFunction.build_from_config(config)
+    assert rebuilt.backend.prompts == prompts
+    assert rebuilt.get_config() == config
+
+
+def test_validate_config_update_refuses_model_and_instruction_changes(tiny_model, tiny_path, other_tiny_path):
+    function = E2RankEmbeddingFunction(tiny_model)
+    old = function.get_config()
+    function.validate_config_update(old, dict(old))
+    function.validate_config_update(old, {**old, "api_key_env": "ROTATED_KEY"})
+    changes = {
+        "model_name_or_path": str(other_tiny_path),
+        "instruction": "Another task",
+        "max_length": 512,
+        "server_url": "http://127.0.0.1:8000",
+    }
+    for key, value in changes.items():
+        with pytest.raises(ValueError, match=f"cannot change .*{key}"):
+            function.validate_config_update(old, {**old, key: value})
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"model_name_or_path": "m", "instruction": "i", "colour": "red"}, "unknown keys .*colour"),
+        ({"instruction": "i"}, "exactly one of model_name_or_path and server_url"),
+        ({"model_name_or_path": "m", "server_url": "http://x", "instruction": "i"}, "exactly one"),
+        ({"model_name_or_path": "m"}, "query instruction"),
+    ],
+)
+def test_bad_configs_are_refused(config, message):
+    with pytest.raises(ValueError, match=message):
+        E2RankEmbeddingFunction.build_from_config(config)
+
+
+def test_remote_config_names_the_key_variable_never_the_key(tiny_model, monkeypatch):
+    monkeypatch.setenv("E2RANK_TEST_KEY", "s3cret-key")
+    remote = RemoteLike(tiny_model, "http://127.0.0.1:8000/")
+    function = E2RankEmbeddingFunction(remote, api_key_env="E2RANK_TEST_KEY")
+    config = function.get_config()
+    assert config["server_url"] == "http://127.0.0.1:8000" and config["model_name_or_path"] is None
+    assert config["api_key_env"] == "E2RANK_TEST_KEY"
+    assert "s3cret-key" not in json.dumps(config)
+    assert E2RankEmbeddingFunction.build_from_config(config).backend is remote
+
+
+def test_remote_config_with_an_unset_key_variable_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("E2RANK_TEST_UNSET", raising=False)
+    config = {"server_url": "http://127.0.0.1:1", "api_key_env": "E2RANK_TEST_UNSET", "instruction": "i"}
+    with pytest.raises(ValueError, match="E2RANK_TEST_UNSET"):
+        E2RankEmbeddingFunction.build_from_config(config)
+
+
+def test_a_backend_without_a_name_is_stored_as_legacy(client, tiny_model):
+    anonymous = E2RankModel(tiny_model.model, tiny_model.tokenizer)  # built by hand: nothing could rebuild it
+    function = E2RankEmbeddingFunction(anonymous)
+    with pytest.raises(ValueError, match="cannot describe"):
+        function.get_config()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        collection = make_collection(client, function)
+    assert collection.configuration_json["embedding_function"] == {"type": "legacy"}
+    assert (
+        collection.query(query_texts=QUERIES[:1], n_results=2)["ids"][0][0] == brute_force(tiny_model, QUERIES[0])[0][0]
+    )
+
+
+def test_bad_input(tiny_model):
+    function = E2RankEmbeddingFunction(tiny_model)
+    with pytest.raises(ValueError, match="at least one text"):
+        function([])
+    with pytest.raises(ValueError, match="at least one text"):
+        function.embed_query([])
+    with pytest.raises(TypeError, match=r"input\[1\] must be a string, got int"):
+        function(["fine", 3])
+    with pytest.raises(TypeError, match="not a single str"):
+        function.embed_query("a bare string")
+    as_numpy = function(np.array(["first text", "second"]))  # numpy string arrays work like lists
+    np.testing.assert_allclose(np.stack(as_numpy), np.stack(function(["first text", "second"])))
+
+
+def test_constructor_errors(tiny_model, tiny_path):
+    with pytest.raises(ValueError, match=r"exactly one of .* got none"):
+        E2RankEmbeddingFunction()
+    with pytest.raises(ValueError, match="got backend, model_name_or_path"):
+        E2RankEmbeddingFunction(tiny_model, model_name_or_path=tiny_path)
+    with pytest.raises(TypeError, match="no model options"):
+        E2RankEmbeddingFunction(tiny_model, device="cpu")
+    with pytest.raises(TypeError, match="object has no embed_queries"):
+        E2RankEmbeddingFunction(object())
+    with pytest.raises(TypeError, match="AsyncE2RankClient"):
+        E2RankEmbeddingFunction(AsyncLike())
+    with pytest.raises(TypeError, match="api_key_env"):
+        E2RankEmbeddingFunction(tiny_model, api_key_env="")
+    with pytest.raises(ValueError, match="api_key_env names the API key of a server"):
+        E2RankEmbeddingFunction(tiny_model, api_key_env="E2RANK_API_KEY")
+    with pytest.raises(ValueError, match="instruction must be a non-empty string"):
+        E2RankEmbeddingFunction(tiny_model, instruction=" ")
+
+
+# ---------------------------------------------------------------------------- reranking query results
+
+
+def test_rerank_on_stored_vectors_embeds_only_the_prompt(client, tiny_model, fresh_model):
+    collection = make_collection(client, E2RankEmbeddingFunction(tiny_model))  # fresh_model's cache stays empty
+    query = QUERIES[0]
+    result = collection.query(query_texts=[query], n_results=8, include=INCLUDE)
+    untouched = copy.deepcopy(result)
+
+    hits = rerank_query_result(fresh_model, query, result)
+    assert fresh_model.stats()["texts_embedded"] == 1 and fresh_model.stats()["cache_hits"] == 0
+    expected = tiny_model.rerank(query, result["documents"][0])
+    assert [h.index for h in hits] == [r.index for r in expected]
+    np.testing.assert_allclose([h.score for h in hits], [r.score for r in expected], atol=1e-5)
+    for hit in hits:
+        assert isinstance(hit, ChromaHit)
+        assert hit.id == result["ids"][0][hit.index] and hit.document == DOCS[hit.id]
+        assert hit.metadata == METADATAS[IDS.index(hit.id)]
+        assert hit.distance == pytest.approx(result["distances"][0][hit.index])
+    assert str(result) == str(untouched)  # nothing the caller passed was changed
+    hits[0].metadata["topic"] = "changed"
+    assert result["metadatas"][0][hits[0].index]["topic"] != "changed"
+
+
+def test_rerank_without_stored_vectors_uses_the_cache_then_the_model(client, fresh_model, tiny_model, tiny_path):
+    collection = make_collection(client, E2RankEmbeddingFunction(fresh_model))  # indexing fills fresh_model's cache
+    query = QUERIES[1]
+    result = collection.query(query_texts=[query], n_results=6, include=["documents", "metadatas"])
+    fresh_model.reset_stats()
+    hits = rerank_query_result(fresh_model, query, result, top_n=3)
+    assert fresh_model.stats()["texts_embedded"] == 1 and fresh_model.stats()["cache_hits"] == 6
+    assert len(hits) == 3 and all(hit.distance is None for hit in hits)
+
+    empty_cache = E2RankModel(tiny_model.model, tiny_model.tokenizer, name_or_path=str(tiny_path))
+    again = rerank_query_result(empty_cache, query, result, top_n=3)
+    assert empty_cache.stats()["texts_embedded"] == 7  # six candidates and the prompt
+    assert [h.id for h in again] == [h.id for h in hits]
+
+
+def test_rerank_options(client, tiny_model):
+    collection = make_collection(client, E2RankEmbeddingFunction(tiny_model))
+    result = collection.query(query_texts=QUERIES, n_results=6, include=INCLUDE)
+    with pytest.raises(ValueError, match="holds 2 queries; pass query_index"):
+        rerank_query_result(tiny_model, QUERIES[1], result)
+    with pytest.raises(ValueError, match="query_index must be"):
+        rerank_query_result(tiny_model, QUERIES[1], result, query_index=2)
+    hits = rerank_query_result(tiny_model, QUERIES[1], result, query_index=1, top_n=2, passes=2, num_prompt_docs=4)
+    expected = tiny_model.rerank(QUERIES[1], result["documents"][1], top_n=2, passes=2, num_prompt_docs=4)
+    assert [h.index for h in hits] == [r.index for r in expected]
+    assert [h.id for h in hits] == [result["ids"][1][r.index] for r in expected]
+
+    nothing = collection.query(query_texts=QUERIES[:1], n_results=3, where={"topic": "none"}, include=INCLUDE)
+    assert rerank_query_result(tiny_model, QUERIES[0], nothing) == []
+
+
+def test_rerank_bad_results(client, tiny_model):
+    collection = make_collection(client, E2RankEmbeddingFunction(tiny_model))
+    result = collection.query(query_texts=QUERIES[:1], n_results=3, include=INCLUDE)
+    with pytest.raises(TypeError, match=r"what collection\.query returned"):
+        rerank_query_result(tiny_model, "q", [["a"]])
+    with pytest.raises(ValueError, match="no documents"):
+        rerank_query_result(tiny_model, "q", {**result, "documents": None})
+    with pytest.raises(ValueError, match="2 distances for 3 ids"):
+        rerank_query_result(tiny_model, "q", {**result, "distances": [result["distances"][0][:2]]})
+    with pytest.raises(ValueError, match="dimension 64"):
+        rerank_query_result(tiny_model, "q", {**result, "embeddings": [np.ones((3, 5))]})
+    with pytest.raises(ValueError, match="query must be a non-empty string"):
+        rerank_query_result(tiny_model, "", result)
+    with pytest.raises(TypeError, match="has no embed_queries"):
+        rerank_query_result("a model name", "q", result)
+
+    collection.add(ids=["vector-only"], embeddings=[np.ones(64, dtype=np.float32)])  # a record with no document
+    with_gap = collection.query(query_embeddings=[np.ones(64)], n_results=2, include=INCLUDE)
+    with pytest.raises(ValueError, match="record 'vector-only' has no document"):
+        rerank_query_result(tiny_model, "q", with_gap)
+
+
+# ---------------------------------------------------------------------------- the retriever
+
+
+def test_retriever_queries_and_reranks_in_one_call(client, tiny_path):
+    function = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
+    collection = make_collection(client, function)
+    retriever = E2RankChromaRetriever(collection, k=8, top_n=3)
+    assert retriever.backend is function.backend  # from the collection's stored function
+    hits = retriever.retrieve(QUERIES[0])
+    result = collection.query(query_texts=QUERIES[:1], n_results=8, include=INCLUDE)
+    assert hits == rerank_query_result(function.backend, QUERIES[0], result, top_n=3)
+
+    filtered = retriever.retrieve(QUERIES[0], where={"topic": "geo"})
+    assert filtered and all(hit.metadata["topic"] == "geo" for hit in filtered)
+
+
+def test_retriever_embeds_the_query_and_the_prompt(client, fresh_model):
+    collection = make_collection(client, E2RankEmbeddingFunction(fresh_model))
+    fresh_model.reset_stats()
+    E2RankChromaRetriever(collection, fresh_model, k=10, top_n=None).retrieve(QUERIES[1])
+    assert fresh_model.stats()["texts_embedded"] == 2
+
+
+def test_retriever_errors(client, tiny_model, other_tiny_path):
+    collection = make_collection(client, E2RankEmbeddingFunction(tiny_model))
+    with pytest.raises(TypeError, match="must be a Chroma collection"):
+        E2RankChromaRetriever("docs", tiny_model)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        E2RankChromaRetriever(collection, tiny_model, k=0)
+    with pytest.raises(TypeError, match="top_n must be a positive integer"):
+        E2RankChromaRetriever(collection, tiny_model, top_n="5")
+    other_model = E2RankEmbeddingFunction(model_name_or_path=other_tiny_path).backend
+    with pytest.raises(ValueError, match="model_name_or_path"):
+        E2RankChromaRetriever(collection, other_model)
+
+
+def test_retriever_on_a_collection_without_an_e2rank_function(client, tiny_model):
+    plain = client.create_collection(unique_name(), embedding_function=None)  # vectors come from outside
+    plain.add(ids=IDS, embeddings=list(tiny_model.embed_documents(list(DOCS.values()))), documents=list(DOCS.values()))
+    with pytest.raises(TypeError, match=r"not created with E2RankEmbeddingFunction; pass backend="):
+        E2RankChromaRetriever(plain)
+    hits = E2RankChromaRetriever(plain, tiny_model, k=len(IDS), top_n=None).retrieve(QUERIES[0])  # no ONNX download
+    first_stage = sorted(hits, key=lambda hit: hit.index)
+    assert [hit.id for hit in first_stage] == brute_force(tiny_model, QUERIES[0])[0]  # E2Rank embedded the query
