@@ -25,7 +25,7 @@ from .types import RankResult, check_backend, is_async_backend  # noqa: E402
 
 __all__ = ["E2RankEmbeddings", "E2RankRerank"]
 
-BackendField = Annotated[Any, BeforeValidator(check_backend)]
+_BackendField = Annotated[Any, BeforeValidator(check_backend)]
 """A Backend or AsyncBackend; anything else is refused with a TypeError naming the missing methods."""
 
 _CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True)
@@ -57,7 +57,7 @@ class E2RankEmbeddings(BaseModel, Embeddings):
 
     model_config = _CONFIG
 
-    backend: BackendField
+    backend: _BackendField
     """The model: a local ``E2RankModel``, an ``E2RankClient`` or ``AsyncE2RankClient``, or any Backend."""
 
     query_instruction: str | None = None
@@ -152,7 +152,7 @@ class E2RankRerank(BaseDocumentCompressor):
 
     model_config = _CONFIG
 
-    backend: BackendField
+    backend: _BackendField
     """The model: a local ``E2RankModel``, an ``E2RankClient`` or ``AsyncE2RankClient``, or any Backend."""
 
     top_n: int | None = 3
