@@ -41,6 +41,13 @@ def _sync_backend(backend: Any, async_methods: str) -> Any:
     return backend
 
 
+def _one_query(text: object) -> list[str]:
+    """``[text]`` for the backend's ``embed_queries``, or a TypeError when ``text`` is not a string."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    return [text]
+
+
 class E2RankEmbeddings(BaseModel, Embeddings):
     """LangChain ``Embeddings`` over an E2Rank backend: documents as stored, queries with the retrieval instruction.
 
@@ -102,7 +109,7 @@ class E2RankEmbeddings(BaseModel, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         backend = _sync_backend(self.backend, "aembed_query")
-        vector: list[float] = backend.embed_queries(check_texts([text], "text"), **self._query_kwargs())[0].tolist()
+        vector: list[float] = backend.embed_queries(_one_query(text), **self._query_kwargs())[0].tolist()
         return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -116,7 +123,7 @@ class E2RankEmbeddings(BaseModel, Embeddings):
     async def aembed_query(self, text: str) -> list[float]:
         if not is_async_backend(self.backend):
             return await super().aembed_query(text)
-        vectors = await self.backend.embed_queries(check_texts([text], "text"), **self._query_kwargs())
+        vectors = await self.backend.embed_queries(_one_query(text), **self._query_kwargs())
         vector: list[float] = vectors[0].tolist()
         return vector
 

@@ -151,7 +151,7 @@ def test_embeddings_bad_arguments(tiny_model):
         embeddings.embed_documents(["a", None])
     with pytest.raises(TypeError, match="not a single str"):
         embeddings.embed_documents("a")
-    with pytest.raises(TypeError, match="must be a string"):
+    with pytest.raises(TypeError, match="text must be a string, got int"):
         embeddings.embed_query(3)
 
 
