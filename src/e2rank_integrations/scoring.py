@@ -14,7 +14,9 @@ __all__ = [
     "check_positive_int",
     "check_top_n",
     "cosine_scores",
+    "fill_embeddings",
     "listwise_rank",
+    "missing_rows",
     "normalize",
     "rank",
     "select",
@@ -114,3 +116,51 @@ def listwise_rank(
         results = rank(cosine_scores(prompt_vector(order), doc_vectors))
         order = [r.index for r in results]
     return results if top_n is None else results[:top_n]
+
+
+def missing_rows(stored: Sequence[object]) -> list[int]:
+    """Positions of the candidates that have no stored vector (``None``), in order."""
+    return [i for i, vector in enumerate(stored) if vector is None]
+
+
+def fill_embeddings(
+    stored: Sequence[npt.ArrayLike | None], computed: npt.ArrayLike | None = None, name: str = "doc_embeddings"
+) -> Embeddings:
+    """One L2-normalised matrix from the vectors candidates carry and computed rows for those that carry none.
+
+    For vector stores that return some candidates with their vectors and some without: the stored vectors are
+    used as they are, and only the gaps (:func:`missing_rows`) need embedding.
+
+    Args:
+        stored: One entry per candidate: its vector, or ``None``.
+        computed: One row per ``None`` in ``stored``, in order (``None`` when nothing is missing).
+        name: What the vectors are called in error messages.
+
+    Returns:
+        A ``(len(stored), dim)`` float32 matrix.
+
+    Example:
+        >>> fill_embeddings([[3.0, 4.0], None], [[0.0, 2.0]]).tolist()
+        [[0.6000000238418579, 0.800000011920929], [0.0, 1.0]]
+    """
+    missing = missing_rows(stored)
+    present = [i for i, vector in enumerate(stored) if vector is not None]
+    if computed is None:
+        computed = np.zeros((0, 0), dtype=np.float32)  # nothing computed: right only when nothing is missing
+    if not present:
+        return as_embeddings(computed, len(stored), name=name)
+    rows: npt.ArrayLike = [stored[i] for i in present]  # type: ignore[assignment]  # a list of vectors is array-like
+    known = as_embeddings(rows, len(present), name=name)
+    out = np.empty((len(stored), known.shape[1]), dtype=np.float32)
+    out[present] = known
+    if missing:
+        filled = as_embeddings(computed, len(missing), name=f"computed {name}")
+        if filled.shape[1] != known.shape[1]:
+            raise ValueError(
+                f"{name}: the stored vectors have dimension {known.shape[1]} but the computed ones "
+                f"{filled.shape[1]}; were the candidates embedded with another model?"
+            )
+        out[missing] = filled
+    elif np.size(computed):
+        raise ValueError(f"computed {name} were given, but every candidate has a stored vector")
+    return out

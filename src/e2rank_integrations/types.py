@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AsyncBackend", "Backend", "Embeddings", "RankResult", "check_backend", "is_async_backend"]
+__all__ = [
+    "AsyncBackend",
+    "Backend",
+    "Embeddings",
+    "RankResult",
+    "backend_name",
+    "call_async",
+    "check_backend",
+    "check_sync_backend",
+    "is_async_backend",
+]
 
 Embeddings = npt.NDArray[np.float32]
 """A float32 array: one L2-normalised row per text, or one vector for a prompt."""
@@ -118,3 +129,35 @@ def check_backend(backend: object) -> Any:
             f"has no {', '.join(missing)}"
         )
     return backend
+
+
+def check_sync_backend(backend: object, async_api: str) -> Backend:
+    """Return ``backend`` for a blocking call, or raise a ``TypeError`` pointing to the async API.
+
+    Args:
+        backend: A Backend or an AsyncBackend.
+        async_api: What the caller should use instead with an async backend, e.g. ``"aembed_documents"``.
+    """
+    if is_async_backend(backend):
+        raise TypeError(
+            f"{type(backend).__name__} is an async backend and cannot serve a blocking call: use {async_api} "
+            "instead, or pass a sync backend (E2RankModel or E2RankClient)"
+        )
+    return cast(Backend, check_backend(backend))
+
+
+async def call_async(backend: object, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Await ``backend.<method>(*args, **kwargs)``: directly on an async backend, in a worker thread otherwise.
+
+    A local model computes for seconds; running it in a thread keeps the caller's event loop responsive.
+    """
+    function = getattr(check_backend(backend), method)
+    if is_async_backend(backend):
+        return await function(*args, **kwargs)
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+def backend_name(backend: object) -> str:
+    """The model a backend serves, for logs and framework metadata: its ``name_or_path``, else its type name."""
+    name = getattr(backend, "name_or_path", None)
+    return str(name) if name else type(backend).__name__

@@ -121,3 +121,31 @@ def test_backend_helpers():
     with pytest.raises(TypeError, match="str has no embed_queries, embed_documents, embed_prompt, rerank"):
         check_backend("not a backend")
     asyncio.run(Async().rerank("q", []))
+
+
+def test_fill_embeddings_keeps_stored_vectors_and_fills_the_gaps():
+    from e2rank_integrations.scoring import fill_embeddings, missing_rows
+
+    stored = [[3.0, 4.0], None, np.array([0.0, 5.0]), None]
+    assert missing_rows(stored) == [1, 3]
+    out = fill_embeddings(stored, [[1.0, 0.0], [0.0, -2.0]])
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.6, 0.8], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], atol=1e-7)
+    np.testing.assert_allclose(fill_embeddings([[2.0, 0.0]]), [[1.0, 0.0]])
+    np.testing.assert_allclose(fill_embeddings([None], [[0.0, 3.0]]), [[0.0, 1.0]])
+    assert fill_embeddings([]).shape == (0, 0)
+
+
+def test_fill_embeddings_errors():
+    from e2rank_integrations.scoring import fill_embeddings
+
+    with pytest.raises(ValueError, match=r"stored vectors have dimension 2 but the computed ones 3"):
+        fill_embeddings([[1.0, 0.0], None], [[1.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"computed node vectors must have shape \(1, dim\)"):
+        fill_embeddings([[1.0, 0.0], None], name="node vectors")
+    with pytest.raises(ValueError, match="every candidate has a stored vector"):
+        fill_embeddings([[1.0, 0.0]], [[1.0, 0.0]])
+    with pytest.raises(TypeError, match="must be a 2-D array of numbers"):
+        fill_embeddings([[1.0, 0.0], [1.0]])
+    with pytest.raises(ValueError, match="NaN"):
+        fill_embeddings([[1.0, float("nan")]])
