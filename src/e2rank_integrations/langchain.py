@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from .prompts import check_query, check_texts  # noqa: E402
 from .scoring import check_positive_int, check_top_n, select  # noqa: E402
-from .types import RankResult, check_backend, is_async_backend  # noqa: E402
+from .types import RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
 
 __all__ = ["E2RankEmbeddings", "E2RankRerank"]
 
@@ -29,16 +29,6 @@ _BackendField = Annotated[Any, BeforeValidator(check_backend)]
 """A Backend or AsyncBackend; anything else is refused with a TypeError naming the missing methods."""
 
 _CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True)
-
-
-def _sync_backend(backend: Any, async_methods: str) -> Any:
-    """``backend``, or a TypeError when its methods are coroutines (which a sync method cannot await)."""
-    if is_async_backend(backend):
-        raise TypeError(
-            f"the backend {type(backend).__name__} is asynchronous: use {async_methods}, or pass a synchronous "
-            "backend (E2RankModel or E2RankClient)"
-        )
-    return backend
 
 
 def _one_query(text: object) -> list[str]:
@@ -104,26 +94,22 @@ class E2RankEmbeddings(BaseModel, Embeddings):
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        backend = _sync_backend(self.backend, "aembed_documents")
+        backend = check_sync_backend(self.backend, "aembed_documents")
         return [row for chunk in self._chunks(texts) for row in backend.embed_documents(chunk).tolist()]
 
     def embed_query(self, text: str) -> list[float]:
-        backend = _sync_backend(self.backend, "aembed_query")
+        backend = check_sync_backend(self.backend, "aembed_query")
         vector: list[float] = backend.embed_queries(_one_query(text), **self._query_kwargs())[0].tolist()
         return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        if not is_async_backend(self.backend):
-            return await super().aembed_documents(texts)  # the sync method in LangChain's executor
         rows: list[list[float]] = []
         for chunk in self._chunks(texts):
-            rows.extend((await self.backend.embed_documents(chunk)).tolist())
+            rows.extend((await call_async(self.backend, "embed_documents", chunk)).tolist())
         return rows
 
     async def aembed_query(self, text: str) -> list[float]:
-        if not is_async_backend(self.backend):
-            return await super().aembed_query(text)
-        vectors = await self.backend.embed_queries(_one_query(text), **self._query_kwargs())
+        vectors = await call_async(self.backend, "embed_queries", _one_query(text), **self._query_kwargs())
         vector: list[float] = vectors[0].tolist()
         return vector
 
@@ -190,7 +176,7 @@ class E2RankRerank(BaseDocumentCompressor):
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        backend = _sync_backend(self.backend, "acompress_documents")
+        backend = check_sync_backend(self.backend, "acompress_documents")
         docs, texts = self._inputs(documents, query)
         if not docs:
             return []
@@ -199,12 +185,10 @@ class E2RankRerank(BaseDocumentCompressor):
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        if not is_async_backend(self.backend):
-            return await super().acompress_documents(documents, query, callbacks)  # the sync method, in an executor
         docs, texts = self._inputs(documents, query)
         if not docs:
             return []
-        return self._outputs(docs, await self.backend.rerank(query, texts, **self._rerank_kwargs()))
+        return self._outputs(docs, await call_async(self.backend, "rerank", query, texts, **self._rerank_kwargs()))
 
     def _inputs(self, documents: Sequence[Document], query: str) -> tuple[list[Document], list[str]]:
         """Check the arguments; return the Documents as a list and their texts, in retrieval order."""

@@ -273,10 +273,10 @@ def test_rerank_bad_options(tiny_model, options, error, match):
 
 async def test_sync_and_async_agree(tiny_model):
     sync_out = E2RankRerank(backend=tiny_model, top_n=10).compress_documents(DOCS, QUERY)
-    executor_out = await E2RankRerank(backend=tiny_model, top_n=10).acompress_documents(DOCS, QUERY)
+    thread_out = await E2RankRerank(backend=tiny_model, top_n=10).acompress_documents(DOCS, QUERY)
     async_backend = E2RankRerank(backend=AsyncModel(tiny_model), top_n=10)
     async_out = await async_backend.acompress_documents(DOCS, QUERY)
-    assert sync_out == executor_out == async_out
+    assert sync_out == thread_out == async_out
     assert await async_backend.acompress_documents([], QUERY) == []
     with pytest.raises(TypeError, match="use acompress_documents"):
         async_backend.compress_documents(DOCS, QUERY)
