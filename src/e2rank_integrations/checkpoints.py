@@ -22,7 +22,7 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["SHAPES", "TINY_RANDOM", "make_random_checkpoint", "tiny_random_checkpoint"]
+__all__ = ["SHAPES", "TINY_RANDOM", "cached_random_checkpoint", "make_random_checkpoint", "tiny_random_checkpoint"]
 
 TINY_RANDOM = "tiny-random"
 """The model name that stands for a generated tiny checkpoint (``e2rank demo --model tiny-random``)."""
@@ -286,19 +286,28 @@ def make_random_checkpoint(
     return target
 
 
-def tiny_random_checkpoint(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The tiny random checkpoint, generated once into a cache directory and reused.
+def cached_random_checkpoint(
+    shape: str = "tiny",
+    *,
+    num_hidden_layers: int | None = None,
+    dtype: str = "float32",
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """A random checkpoint (seed 0) generated once into a cache directory and reused by later calls and processes.
 
     The directory is ``$E2RANK_CACHE_DIR`` (default ``~/.cache/e2rank-integrations``) unless ``cache_dir`` is given.
+    See :func:`make_random_checkpoint` for the arguments.
     """
     root = Path(cache_dir or os.environ.get("E2RANK_CACHE_DIR") or Path.home() / ".cache" / "e2rank-integrations")
-    target = root / f"{TINY_RANDOM}-v{_FORMAT_VERSION}"
+    layers = "" if num_hidden_layers is None else f"-{num_hidden_layers}layers"
+    name = TINY_RANDOM if (shape, layers, dtype) == ("tiny", "", "float32") else f"random-{shape}{layers}-{dtype}"
+    target = root / f"{name}-v{_FORMAT_VERSION}"
     if (target / "model.safetensors").exists() and (target / "tokenizer_config.json").exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".tiny-", dir=root))
+    scratch = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
-        make_random_checkpoint(scratch)
+        make_random_checkpoint(scratch, shape=shape, num_hidden_layers=num_hidden_layers, dtype=dtype)
         try:
             scratch.rename(target)  # atomic: a concurrent builder either wins or finds the finished one
         except OSError:
@@ -307,3 +316,8 @@ def tiny_random_checkpoint(cache_dir: str | os.PathLike[str] | None = None) -> P
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def tiny_random_checkpoint(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The tiny random checkpoint behind ``--model tiny-random``, generated once and reused."""
+    return cached_random_checkpoint("tiny", cache_dir=cache_dir)

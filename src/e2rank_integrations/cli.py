@@ -11,11 +11,11 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from typing import Any, TextIO
 
 from ._optional import require
 from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
+from .corpus import builtin_corpus
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
 DEMO_COLLECTION = "e2rank-demo"
@@ -96,12 +96,6 @@ def resolve_demo_model(requested: str | None, out: TextIO) -> tuple[str, dict[st
 
 
 # ---------------------------------------------------------------------------- demo
-
-
-def builtin_corpus() -> list[dict[str, str]]:
-    """The demo's passages: ``{"id", "title", "text"}`` each."""
-    text = resources.files("e2rank_integrations").joinpath("data/corpus.jsonl").read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def _clip(text: str, width: int) -> str:

@@ -112,7 +112,7 @@ class AsyncBackend(Protocol):
         ...
 
 
-_BACKEND_METHODS = ("embed_queries", "embed_documents", "embed_prompt", "rerank")
+_BACKEND_METHODS = ("embed_queries", "embed_documents", "embed_prompt", "rerank", "stats")
 
 
 def is_async_backend(backend: object) -> bool:

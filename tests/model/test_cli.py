@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from e2rank_integrations.checkpoints import TINY_RANDOM
-from e2rank_integrations.cli import builtin_corpus, main
+from e2rank_integrations.cli import main
+from e2rank_integrations.corpus import builtin_corpus
 
 E2RANK = str(Path(sys.executable).parent / "e2rank")
 

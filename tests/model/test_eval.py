@@ -6,7 +6,8 @@ import math
 import pytest
 
 from e2rank_integrations import evaluation
-from e2rank_integrations.cli import builtin_corpus, main
+from e2rank_integrations.cli import main
+from e2rank_integrations.corpus import builtin_corpus
 
 
 @pytest.fixture
