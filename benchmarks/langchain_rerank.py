@@ -12,49 +12,18 @@ that a CPU finishes in minutes: costs scale with the layer count, the ratio much
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from _common import checkpoint, passages
 from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from e2rank_integrations import E2RankModel
-from e2rank_integrations.checkpoints import make_random_checkpoint
-from e2rank_integrations.cli import builtin_corpus
 from e2rank_integrations.langchain import E2RankEmbeddings, E2RankRerank
 
 QUERY = "Why is it warmer in summer than in winter?"
-
-
-def checkpoint(layers: int) -> Path:
-    """The random E2Rank-0.6B-shaped checkpoint with ``layers`` layers, generated once into the cache directory."""
-    root = Path(os.environ.get("E2RANK_CACHE_DIR") or Path.home() / ".cache" / "e2rank-integrations")
-    path = root / f"random-e2rank-0.6b-{layers}layers"
-    if not (path / "model.safetensors").exists():
-        print(f"generating {path} ...", flush=True)
-        make_random_checkpoint(path, shape="e2rank-0.6b", num_hidden_layers=layers)
-    return path
-
-
-def passages(model: E2RankModel, n: int, low: int = 150, high: int = 250) -> list[str]:
-    """``n`` distinct passages of ``low``..``high`` tokens, each a run of built-in corpus passages, cut at a word."""
-    corpus = [f"{p['title']}. {p['text']}" for p in builtin_corpus()]
-    out = []
-    for i in range(n):
-        step = 1 + i // len(corpus)  # past the corpus length, a new stride makes new combinations
-        parts, k = [corpus[i % len(corpus)]], 1
-        while model.count_tokens([" ".join(parts)])[0] < low:
-            parts.append(corpus[(i + k * step) % len(corpus)])
-            k += 1
-        words = " ".join(parts).split()
-        while model.count_tokens([" ".join(words)])[0] > high:
-            words.pop()
-        out.append(" ".join(words))
-    assert len(set(out)) == n
-    return out
 
 
 def timed(function, *args):
@@ -78,7 +47,7 @@ def main() -> None:
 
     path = checkpoint(args.layers)
     model = E2RankModel.from_pretrained(path)
-    texts = passages(model, args.docs)
+    texts = passages(args.docs)
     docs = [Document(page_content=text, metadata={"n": i}, id=f"p{i}") for i, text in enumerate(texts)]
     lengths = model.count_tokens([model.prompts.document(t) for t in texts])
     embeddings = E2RankEmbeddings(backend=model)

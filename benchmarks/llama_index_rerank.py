@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import checkpoint, passages
 from llama_index.core import Document, VectorStoreIndex
 
 from e2rank_integrations import E2RankModel
-from e2rank_integrations.checkpoints import make_random_checkpoint
-from e2rank_integrations.cli import builtin_corpus
 from e2rank_integrations.llama_index import E2RankEmbedding, E2RankRerank
 
 QUERIES = [
@@ -38,34 +35,6 @@ QUERIES = [
     "How does a solar panel turn light into electricity?",
     "Who invented the printing press?",
 ]
-
-
-def checkpoint(layers: int) -> Path:
-    """The e2rank-0.6b-shaped random checkpoint with ``layers`` layers, generated once into a cache directory."""
-    root = Path(os.environ.get("E2RANK_CACHE_DIR") or Path.home() / ".cache" / "e2rank-integrations")
-    target = root / f"llama-index-bench-e2rank-0.6b-{layers}layers"
-    if not (target / "model.safetensors").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".bench-", dir=root))
-        make_random_checkpoint(scratch, shape="e2rank-0.6b", num_hidden_layers=layers)
-        scratch.rename(target)
-    return target
-
-
-def passages(model: E2RankModel, low: int = 150, high: int = 250) -> list[str]:
-    """Passages of ``low``-``high`` tokens: each corpus passage followed by one or two others."""
-    corpus = [f"{p['title']}. {p['text']}" for p in builtin_corpus()]
-    out: list[str] = []
-    for step in (1, 3, 7):
-        for i, first in enumerate(corpus):
-            text = first
-            for j in range(1, 3):
-                if model.count_tokens([text])[0] >= low:
-                    break
-                text += " " + corpus[(i + j * step) % len(corpus)]
-            if low <= model.count_tokens([text])[0] <= high and text not in out:
-                out.append(text)
-    return out
 
 
 def timed_rerank(reranker: E2RankRerank, nodes, query: str) -> tuple[float, list, dict]:
@@ -87,7 +56,7 @@ def main() -> None:
     path = checkpoint(args.layers)
     model = E2RankModel.from_pretrained(path)  # the in-memory LRU cache: what indexing fills
     no_reuse = E2RankModel(model.model, model.tokenizer, name_or_path=str(path), cache=False)  # same weights
-    texts = passages(model)
+    texts = passages(120)
     lengths = model.count_tokens([model.prompts.document(t) for t in texts])
     print(f"checkpoint: e2rank-0.6b shape, {args.layers} of 28 layers, {model.dtype} on {model.device}")
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")

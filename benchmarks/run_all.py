@@ -25,9 +25,10 @@ HERE = Path(__file__).resolve().parent
 README = ROOT / "README.md"
 
 GRIDS = {
-    "quick": {"layers": 2, "reuse_n": [20, 100, 1000], "baseline_n": [20, 100], "repeat": 2, "texts": 128},
+    "quick": {"layers": 2, "reuse_n": [20, 100, 1000], "baseline_n": [20, 100], "repeat": 2, "texts": 128,
+              "clients": [1, 32]},
     "full": {"layers": 4, "reuse_n": [20, 100, 500, 1000], "baseline_n": [20, 100, 500, 1000], "repeat": 3,
-             "texts": 256},
+             "texts": 256, "clients": [1, 8, 32, 64]},
 }  # fmt: skip
 
 
@@ -65,7 +66,15 @@ def measure(grid: dict[str, Any], device: str | None) -> dict[str, Any]:
     cases = ["ours", "st", "readme"] + ([] if extra else ["ours_int8", "int8_quality", "roofline"])  # int8: CPU only
     sizes = ["--texts", grid["texts"], "--layers", layers, "--repeat", repeat]
     embed = {case: run_case("embed_throughput.py", case, *sizes, *extra) for case in cases}
-    return {"rerank": rerank, "embed": embed}
+    server: dict[str, Any] = {"inprocess": run_case("server_load.py", "inprocess", "--layers", layers)}
+    for scenario in ("embed", "rerank"):
+        for clients in grid["clients"]:
+            for batching in ("off", "on"):
+                server[f"{scenario}/{clients}/{batching}"] = run_case(
+                    "server_load.py", "load", "--scenario", scenario, "--clients", clients, "--batching", batching,
+                    "--layers", layers,
+                )  # fmt: skip
+    return {"rerank": rerank, "embed": embed, "server": server}
 
 
 def _s(result: dict[str, Any] | None) -> float | None:
@@ -105,6 +114,17 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "efficiency": ratio((tokens_per_s["ours"] or 0) * roof.get("flops_per_token", 0), roof.get("matmul_flops")),
         "int8_quality": quality,
     }
+    server = results.get("server", {})
+    solo_http = server.get("embed/1/on", {}).get("p50_s")
+    summary["http_overhead"] = ratio(solo_http, server.get("inprocess", {}).get("p50_s"))
+    summary["batching_x"] = {
+        f"{scenario}/{clients}": ratio(
+            server.get(f"{scenario}/{clients}/on", {}).get("requests_per_s"),
+            server.get(f"{scenario}/{clients}/off", {}).get("requests_per_s"),
+        )
+        for scenario in ("embed", "rerank")
+        for clients in sorted({int(k.split("/")[1]) for k in server if k.count("/") == 2})
+    }
     summary["budget_x"] = ratio(a.get(100), budget)
     summary["bare_overhead"] = ratio(a.get(100), bare)
     summary["big_vs_100"] = ratio(a.get(big), a.get(100))
@@ -119,9 +139,11 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "int8 >= 1.5x embed throughput": (e["int8_x"], 1.5, ">="),
         "int8 cosine >= 0.99 (min)": (quality.get("cosine_min"), 0.99, ">="),
         "int8 top-10 overlap >= 0.9 (mean)": (quality.get("top10_overlap_mean"), 0.9, ">="),
+        "server batching >= 2x no batching at 32 clients (embed)": (summary["batching_x"].get("embed/32"), 2.0, ">="),
+        "HTTP overhead < 10% for a 32-text embed (1 client)": (summary["http_overhead"], 1.10, "<"),
     }
     for name, (value, bound, op) in targets.items():
-        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        met = None if value is None else {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
         summary["targets"][name] = {"value": value, "met": met}
     return summary
 
@@ -188,6 +210,34 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], mode: str) -> str
         f"(model FLOPs per token x tokens/s over the FLOP/s `torch.mm` reaches here). int8 agreement with float32: "
         f"embedding cosine min {_fmt(q.get('cosine_min'), '.4f')} (mean {_fmt(q.get('cosine_mean'), '.4f')}), "
         f"top-10 overlap after rerank {_fmt(q.get('top10_overlap_mean'), '.2f')}.",
+        "",
+        "**Server** (`e2rank serve` on a real port, httpx clients; embed: 32 new texts per request, so the cache "
+        "never answers; rerank: 100 indexed candidates and a new query per request, so each request embeds its "
+        "prompt). `x` compares batching on with off at the same concurrency.",
+        "",
+        "| scenario | clients | batching off: req/s, p50, p99 | batching on: req/s, p50, p99 | on vs off "
+        "| server RSS |",
+        "|---|---:|---|---|---:|---:|",
+    ]
+    server = results.get("server", {})
+    for key, x in summary.get("batching_x", {}).items():
+        scenario, clients = key.split("/")
+        cells = []
+        for batching in ("off", "on"):
+            r = server.get(f"{key}/{batching}", {})
+            cells.append(
+                "failed"
+                if "requests_per_s" not in r
+                else f"{r['requests_per_s']:.2f}/s, {r['p50_s']:.2f} s, {r['p99_s']:.2f} s"
+            )
+        rss = server.get(f"{key}/on", {}).get("server_peak_rss_mb")
+        lines.append(
+            f"| {scenario} | {clients} | {cells[0]} | {cells[1]} | {_fmt(x, '.2f', 'x')} | {_fmt(rss, '.0f')} MiB |"
+        )
+    lines += [
+        "",
+        f"One client's 32-text embed over HTTP takes {_fmt(summary.get('http_overhead'), '.3f', 'x')} the same embed "
+        "in process.",
         "",
         "**Targets** (issue 8):",
         "",

@@ -1,147 +1,138 @@
-"""Load test of ``e2rank serve``: requests/s and p50/p99 latency, with dynamic batching on and off.
+"""Load test of ``e2rank serve``: requests/s and p50/p99 latency, dynamic batching on and off, one case per process.
 
-Scenarios: embed (32 texts per request) and rerank (100 candidates per request), at 1 and 32 concurrent clients.
-Each runs against a fresh ``e2rank serve`` subprocess (``--no-batching`` for the baseline) over a generated
-checkpoint of E2Rank-0.6B's shape with fewer layers. Every request carries texts of its own, so the embedding
-cache never answers and every request computes. Ratios are against the batching-off run of the same scenario.
+Cases:
+  load       a fresh ``e2rank serve`` (``--no-batching`` for the baseline) under `--clients` concurrent clients:
+             `embed` sends 32 new texts per request (no cache hits: every request computes), `rerank` sends 100
+             candidates indexed beforehand and a new query (so each request embeds its listwise prompt only)
+  inprocess  the same 32-text embeds through ``E2RankModel`` in this process (the HTTP overhead's baseline)
 
-    python benchmarks/server_load.py [--layers 4] [--requests-per-client 2] [--solo-requests 6]
+The server's peak RSS is reported as `server_peak_rss_mb`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import socket
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import httpx
-import numpy as np
-
-from e2rank_integrations.checkpoints import make_random_checkpoint
+from _common import case_main, checkpoint, passages
 
 E2RANK = str(Path(sys.executable).parent / "e2rank")
-WORDS = [
-    "the",
-    "of",
-    "and",
-    "to",
-    "in",
-    "a",
-    "is",
-    "that",
-    "for",
-    "it",
-    "as",
-    "was",
-    "with",
-    "be",
-    "by",
-    "on",
-    "not",
-    "he",
-    "this",
-    "are",
-    "or",
-    "his",
-    "from",
-    "at",
-    "which",
-]
 
 
-def text(seed: int, words: int) -> str:
-    rng = np.random.default_rng(seed)
-    return " ".join(rng.choice(WORDS, size=words)) + f" #{seed}"
+def embed_texts(seed: int) -> list[str]:
+    """32 short passages no other request sends (the cache never answers)."""
+    return [f"[{seed}-{i}] {p}" for i, p in enumerate(passages(32, seed=seed, words=(20, 40)))]
 
 
-def body(kind: str, seed: int) -> tuple[str, dict]:
-    if kind == "embed":
-        return "/v1/embeddings", {"input": [text(seed * 1000 + i, 24) for i in range(32)], "encoding_format": "base64"}
-    docs = [text(seed * 1000 + i, 40) for i in range(100)]
-    return "/v1/rerank", {"query": text(seed, 8), "documents": docs, "top_n": 10}
+def rerank_body(seed: int, docs: list[str]) -> dict[str, Any]:
+    return {"query": f"What do these passages say about topic {seed}?", "documents": docs, "top_n": 10}
 
 
-async def load(url: str, kind: str, clients: int, per_client: int, offset: int) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=url, timeout=600) as http:
+def serve(path: Path, batching: bool) -> tuple[subprocess.Popen[bytes], str]:
+    import httpx
 
-        async def client(c: int) -> None:
-            for r in range(per_client):
-                path, payload = body(kind, offset + c * per_client + r)
-                start = time.perf_counter()
-                response = await http.post(path, json=payload)
-                latencies.append(time.perf_counter() - start)
-                response.raise_for_status()
-
-        start = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(clients)))
-        return time.perf_counter() - start, latencies
-
-
-def serve(checkpoint: Path, batching: bool) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    args = [E2RANK, "serve", "--model", str(checkpoint), "--port", str(port), "--log-level", "warning"]
-    if not batching:
-        args.append("--no-batching")
-    process = subprocess.Popen(args)
+    command = [E2RANK, "serve", "--model", str(path), "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen([*command, *([] if batching else ["--no-batching"])])
     url = f"http://127.0.0.1:{port}"
-    for _ in range(3000):
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/health").status_code == 200:
+            if httpx.get(url + "/health", timeout=5).status_code == 200:
                 return process, url
         except httpx.TransportError:
             pass
-        time.sleep(0.1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
     process.kill()
     raise SystemExit("the server did not start")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--requests-per-client", type=int, default=2, help="at 32 clients")
-    parser.add_argument("--solo-requests", type=int, default=6, help="at 1 client")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="reuse a generated checkpoint")
-    args = parser.parse_args()
-    checkpoint = args.checkpoint or Path(tempfile.mkdtemp(prefix="e2rank-bench-")) / "ckpt"
-    if not (checkpoint / "model.safetensors").exists():
-        make_random_checkpoint(checkpoint, shape="e2rank-0.6b", num_hidden_layers=args.layers)
-    print(f"checkpoint: E2Rank-0.6B shape, {args.layers} of 28 layers, random weights, float32 on CPU; no cache hits")
-    rows = []
-    offset = 0
-    for batching in (False, True):
-        process, url = serve(checkpoint, batching)
-        try:
-            for kind in ("embed", "rerank"):
-                for clients in (1, 32):
-                    per_client = args.solo_requests if clients == 1 else args.requests_per_client
-                    asyncio.run(load(url, kind, 1, 1, 10**6 + offset))  # warm this shape up
-                    offset += 10_000
-                    elapsed, latencies = asyncio.run(load(url, kind, clients, per_client, offset))
-                    offset += 10_000
-                    p50, p99 = np.percentile(latencies, [50, 99])
-                    rows.append((kind, clients, batching, len(latencies) / elapsed, p50, p99))
-                    print(f"  {kind:6} clients={clients:2} batching={'on ' if batching else 'off'} done", flush=True)
-        finally:
-            process.terminate()
-            process.wait(120)
-    base = {(k, c): (rps, p50, p99) for k, c, b, rps, p50, p99 in rows if not b}
-    print(f"\n{'scenario':28} {'batching':8} {'req/s':>8} {'p50 s':>8} {'p99 s':>8}  vs off: req/s  p50   p99")
-    for kind, clients, batching, rps, p50, p99 in rows:
-        b_rps, b_p50, b_p99 = base[(kind, clients)]
-        label = f"{kind} ({'32 texts' if kind == 'embed' else '100 candidates'}), {clients} client(s)"
-        print(
-            f"{label:28} {'on' if batching else 'off':8} {rps:8.2f} {p50:8.3f} {p99:8.3f}  "
-            f"x{rps / b_rps:5.2f}  x{p50 / b_p50:4.2f}  x{p99 / b_p99:4.2f}"
-        )
+async def drive(url: str, scenario: str, clients: int, requests: int, docs: list[str]) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    seeds = iter(range(1, requests + 1))  # shared: the clients take the requests between them
+    async with httpx.AsyncClient(base_url=url, timeout=900) as http:
+
+        async def client() -> None:
+            for seed in seeds:
+                if scenario == "embed":
+                    path, body = "/v1/embeddings", {"input": embed_texts(seed), "encoding_format": "base64"}
+                else:
+                    path, body = "/v1/rerank", rerank_body(seed, docs)
+                start = time.perf_counter()
+                response = await http.post(path, json=body)
+                latencies.append(time.perf_counter() - start)
+                response.raise_for_status()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "requests_per_s": len(ordered) / elapsed,
+        "p50_s": statistics.median(ordered),
+        "p99_s": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
+    }
+
+
+def case_load(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    process, url = serve(checkpoint(args.layers), batching=args.batching == "on")
+    try:
+        docs = passages(100, seed=7, words=(30, 50))
+        # Warm-up: one request of each shape; for rerank it also indexes the candidates (the E2Rank use case).
+        httpx.post(url + "/v1/embeddings", json={"input": embed_texts(10**6)}, timeout=900).raise_for_status()
+        if args.scenario == "rerank":
+            httpx.post(url + "/v1/embeddings", json={"input": docs}, timeout=900).raise_for_status()
+            httpx.post(url + "/v1/rerank", json=rerank_body(10**6, docs), timeout=900).raise_for_status()
+        requests = max(args.requests, 2 * args.clients)
+        result = asyncio.run(drive(url, args.scenario, args.clients, requests, docs))
+    finally:
+        process.terminate()
+        process.wait(120)
+    result["server_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    return result
+
+
+def case_inprocess(args: argparse.Namespace) -> dict[str, Any]:
+    from e2rank_integrations import E2RankModel
+
+    model = E2RankModel.from_pretrained(checkpoint(args.layers))
+    model.embed_documents(embed_texts(10**6))
+    latencies = []
+    for seed in range(1, args.requests + 1):
+        texts = embed_texts(seed)
+        start = time.perf_counter()
+        model.embed_documents(texts)
+        latencies.append(time.perf_counter() - start)
+    return {"requests": len(latencies), "p50_s": statistics.median(latencies)}
+
+
+CASES = {"load": case_load, "inprocess": case_inprocess}
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", choices=["embed", "rerank"], default="embed")
+    parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--batching", choices=["on", "off"], default="on")
+    parser.add_argument("--requests", type=int, default=8, help="at least; 2 per client at high concurrency")
+    parser.add_argument("--layers", type=int, default=2)
 
 
 if __name__ == "__main__":
-    main()
+    case_main(CASES, add_args)
