@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
+import textwrap
 import uuid
 import warnings
 
@@ -67,6 +68,52 @@ def brute_force(backend, query: str) -> tuple[list[str], np.ndarray]:
     return [IDS[i] for i in order], 1.0 - similarity[order]
 
 
+def reopen_in_a_fresh_process(function, tmp_path, before: str = "", after: str = "") -> dict:
+    """Persist a collection made with ``function``; open it in a new interpreter without a function, and query it.
+
+    The script runs ``before``, then queries ``QUERIES`` and retrieves with ``E2RankChromaRetriever``, then runs
+    ``after``; it returns the ``out`` dict the script filled (``rebuilt`` is the function Chroma rebuilt).
+    """
+    path = tmp_path / "db"
+    name = make_collection(chromadb.PersistentClient(path=str(path)), function).name
+    script = textwrap.dedent(
+        f"""
+        import json
+        import os
+        import chromadb
+        import e2rank_integrations.chroma  # the one import: registers "e2rank" with Chroma
+        from e2rank_integrations.chroma import E2RankChromaRetriever
+
+        collection = chromadb.PersistentClient(path={str(path)!r}).get_collection({name!r})  # no function passed
+        out = {{}}
+        """
+    )
+    script += textwrap.dedent(before)
+    script += textwrap.dedent(
+        f"""
+        rebuilt = collection.configuration["embedding_function"]
+        out["type"], out["config"] = type(rebuilt).__name__, rebuilt.get_config()
+        result = collection.query(query_texts={QUERIES!r}, n_results={len(IDS)}, include=["distances"])
+        out["ids"], out["distances"] = result["ids"], result["distances"]
+        out["retrieved"] = [hit.id for hit in E2RankChromaRetriever(collection, k=5, top_n=3).retrieve("capital")]
+        """
+    )
+    script += textwrap.dedent(after) + "print(json.dumps(out))\n"
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def assert_reopened_answers(out, backend) -> None:
+    """The queries of a reopened collection (``out``) equal brute-force cosine over ``backend``; it retrieved 3."""
+    assert out["type"] == "E2RankEmbeddingFunction"
+    for i, query in enumerate(QUERIES):
+        ids, distances = brute_force(backend, query)
+        assert out["ids"][i] == ids
+        np.testing.assert_allclose(out["distances"][i], distances, atol=1e-4)
+    assert len(out["retrieved"]) == 3 and set(out["retrieved"]) <= set(IDS)
+
+
 @pytest.fixture(scope="module")
 def client():
     return chromadb.EphemeralClient()
@@ -109,42 +156,24 @@ def test_ephemeral_query_equals_brute_force_cosine(client, tiny_model):
 
 
 def test_persistent_collection_reopens_in_a_fresh_process(tmp_path, tiny_path, other_tiny_path):
-    path = tmp_path / "db"
     function = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
-    name = make_collection(chromadb.PersistentClient(path=str(path)), function).name
-    expected = {query: brute_force(function.backend, query) for query in QUERIES}
-
-    result = run_python(
-        f"""
-        import json
-        import chromadb
-        import e2rank_integrations.chroma  # the one import: registers "e2rank" with Chroma
-        from e2rank_integrations.chroma import E2RankChromaRetriever, E2RankEmbeddingFunction
+    out = reopen_in_a_fresh_process(
+        function,
+        tmp_path,
+        after=f"""
+        from e2rank_integrations.chroma import E2RankEmbeddingFunction
         from e2rank_integrations.model import _SHARED
 
-        collection = chromadb.PersistentClient(path={str(path)!r}).get_collection({name!r})  # no function passed
-        rebuilt = collection.configuration["embedding_function"]
-        out = {{"type": type(rebuilt).__name__, "config": rebuilt.get_config()}}
-        result = collection.query(query_texts={QUERIES!r}, n_results={len(IDS)}, include=["distances"])
-        out["ids"], out["distances"] = result["ids"], result["distances"]
-        out["retrieved"] = [hit.id for hit in E2RankChromaRetriever(collection, k=5, top_n=3).retrieve("capital")]
         out["models_loaded"] = len(_SHARED)  # every rebuild shared one model
         try:
             other = E2RankEmbeddingFunction(model_name_or_path={str(other_tiny_path)!r})
             collection.modify(configuration={{"embedding_function": other}})
         except ValueError as exc:
             out["refused"] = str(exc)
-        print(json.dumps(out))
-        """
+        """,
     )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.splitlines()[-1])
-    assert out["type"] == "E2RankEmbeddingFunction"
     assert out["config"] == function.get_config()
-    for i, query in enumerate(QUERIES):
-        assert out["ids"][i] == expected[query][0]
-        np.testing.assert_allclose(out["distances"][i], expected[query][1], atol=1e-4)
-    assert len(out["retrieved"]) == 3 and set(out["retrieved"]) <= set(IDS)
+    assert_reopened_answers(out, function.backend)
     assert out["models_loaded"] == 1
     assert "cannot change the E2Rank embedding function" in out["refused"]
     assert "model_name_or_path" in out["refused"] and str(other_tiny_path) in out["refused"]
@@ -463,46 +492,28 @@ def test_server_url_config_names_the_key_variable_never_the_key(keyed_server, ke
 
 
 def test_persisted_remote_collection_reopens_in_a_fresh_process(keyed_server, key_in_env, tiny_model, tmp_path):
-    path = tmp_path / "db"
     function = E2RankEmbeddingFunction(server_url=keyed_server.url, api_key_env=KEY_ENV)
-    name = make_collection(chromadb.PersistentClient(path=str(path)), function).name
-    expected = {query: brute_force(tiny_model, query) for query in QUERIES}
-
-    result = run_python(
-        f"""
-        import json
-        import os
-        import chromadb
-        import e2rank_integrations.chroma  # registers "e2rank" with Chroma
-        from e2rank_integrations import E2RankClient
-        from e2rank_integrations.chroma import E2RankChromaRetriever
-
-        collection = chromadb.PersistentClient(path={str(path)!r}).get_collection({name!r})  # no function passed
-        out = {{}}
+    out = reopen_in_a_fresh_process(
+        function,
+        tmp_path,
+        before=f"""
         key = os.environ.pop({KEY_ENV!r})
         try:
             collection.query(query_texts=["capital"], n_results=1)
         except ValueError as exc:
             out["unset"] = str(exc)
         os.environ[{KEY_ENV!r}] = key
-        rebuilt = collection.configuration["embedding_function"]
+        """,
+        after="""
+        from e2rank_integrations import E2RankClient
+
         out["client"] = isinstance(rebuilt.backend, E2RankClient) and rebuilt.backend.base_url
-        out["config"] = rebuilt.get_config()
-        result = collection.query(query_texts={QUERIES!r}, n_results={len(IDS)}, include=["distances"])
-        out["ids"], out["distances"] = result["ids"], result["distances"]
-        out["retrieved"] = [hit.id for hit in E2RankChromaRetriever(collection, k=8, top_n=3).retrieve("capital")]
-        print(json.dumps(out))
-        """
+        """,
     )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.splitlines()[-1])
     assert KEY_ENV in out["unset"] and "not set" in out["unset"]
     assert out["client"] == keyed_server.url
     assert out["config"] == function.get_config()
-    for i, query in enumerate(QUERIES):
-        assert out["ids"][i] == expected[query][0]
-        np.testing.assert_allclose(out["distances"][i], expected[query][1], atol=1e-4)
-    assert len(out["retrieved"]) == 3 and set(out["retrieved"]) <= set(IDS)
+    assert_reopened_answers(out, tiny_model)
 
 
 def test_rerank_through_the_server_sends_the_stored_vectors(keyed_server, key_in_env, tiny_model, client):
