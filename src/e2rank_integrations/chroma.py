@@ -433,6 +433,11 @@ def _remember(source: Mapping[str, Any], backend: object) -> None:
 
 def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict[str, Any]) -> Any:
     """An ``E2RankClient`` for the URL, shared per process; the API key is read from ``api_key_env``."""
+    if client_kwargs.get("api", "e2rank") != "e2rank":
+        raise ValueError(
+            "server_url= is for an `e2rank serve` server; for an OpenAI-compatible engine pass "
+            "backend=E2RankClient(url, api='openai') (its collections cannot be reopened from their configuration)"
+        )
     if "api_key" in client_kwargs:
         raise TypeError(
             "pass the server's API key through api_key_env= (the name of the environment variable that holds it), "

@@ -489,6 +489,8 @@ def test_server_url_config_names_the_key_variable_never_the_key(keyed_server, ke
         E2RankEmbeddingFunction(openai_mode).get_config()  # rebuilt from its URL it would speak the wrong protocol
     with pytest.raises(TypeError, match="through api_key_env"):
         E2RankEmbeddingFunction(server_url=keyed_server.url, api_key=API_KEY)
+    with pytest.raises(ValueError, match="api='openai'"):
+        E2RankEmbeddingFunction(server_url=keyed_server.url + "/v1", api="openai")
 
 
 def test_persisted_remote_collection_reopens_in_a_fresh_process(keyed_server, key_in_env, tiny_model, tmp_path):
