@@ -68,7 +68,8 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
             the collection's configuration; the variable's name is.
         instruction: The retrieval instruction for queries (default: the backend's, the authors' evaluation one).
         **model_kwargs: With ``model_name_or_path``: passed to ``E2RankModel.from_pretrained`` (``device``,
-            ``dtype``, ``max_length``, ``cache``...). With ``server_url``: passed to ``E2RankClient``.
+            ``dtype``, ``max_length``, ``cache``...). With ``server_url``: passed to ``E2RankClient`` (``timeout``,
+            ``max_retries``...; the key goes through ``api_key_env``).
 
     Example:
         >>> import chromadb
@@ -141,8 +142,9 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         """JSON values that rebuild this function: the model (or server URL), ``max_length``, instruction.
 
         Raises:
-            ValueError: The backend is neither an ``E2RankModel`` loaded by name nor a client with a ``base_url``,
-                so nothing could rebuild it (Chroma then stores the function as a "legacy" one, with a warning).
+            ValueError: The backend is neither an ``E2RankModel`` loaded by name nor an ``E2RankClient`` of an
+                ``e2rank serve`` server (``api="e2rank"``), so nothing could rebuild it (Chroma then stores the
+                function as a "legacy" one, with a warning).
         """
         if self._source is None:
             raise ValueError(
@@ -409,8 +411,10 @@ def _describe(backend: object, server_url: str | None, api_key_env: str | None) 
         source["max_length"] = backend.max_length
         source["prompts"] = None if backend.prompts == PromptFormat() else backend.prompts.to_dict()
         return source
-    url = server_url if server_url is not None else getattr(backend, "base_url", None)  # E2RankClient, as httpx
-    if url is None:
+    url = server_url if server_url is not None else getattr(backend, "base_url", None)  # E2RankClient's, a str
+    # A client in api="openai" mode (vLLM, TEI...) formats texts itself; rebuilt from the URL alone it would speak
+    # the e2rank protocol to that server. Only e2rank servers are stored.
+    if url is None or getattr(backend, "api", "e2rank") != "e2rank":
         return None
     source["server_url"] = str(url).rstrip("/")
     source["api_key_env"] = api_key_env
@@ -429,6 +433,16 @@ def _remember(source: Mapping[str, Any], backend: object) -> None:
 
 def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict[str, Any]) -> Any:
     """An ``E2RankClient`` for the URL, shared per process; the API key is read from ``api_key_env``."""
+    if client_kwargs.get("api", "e2rank") != "e2rank":
+        raise ValueError(
+            "server_url= is for an `e2rank serve` server; for an OpenAI-compatible engine pass "
+            "backend=E2RankClient(url, api='openai') (its collections cannot be reopened from their configuration)"
+        )
+    if "api_key" in client_kwargs:
+        raise TypeError(
+            "pass the server's API key through api_key_env= (the name of the environment variable that holds it), "
+            "not api_key=: the collection stores where to find the key, never the key"
+        )
     api_key = None
     if api_key_env is not None:
         api_key = os.environ.get(api_key_env)

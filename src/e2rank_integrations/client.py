@@ -28,6 +28,7 @@ import os
 import random
 import time
 import warnings
+import weakref
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,7 @@ class _BaseClient:
         self._http = self._open(transport)
 
     def _open(self, transport: Any) -> Any:
-        """The httpx client (sync or async) that sends the requests."""
+        """What sends the requests: an ``httpx.Client`` (sync), or one ``httpx.AsyncClient`` per event loop (async)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -459,7 +460,9 @@ class E2RankClient(_BaseClient):
 class AsyncE2RankClient(_BaseClient):
     """:class:`E2RankClient` with coroutine methods (an ``AsyncBackend``), over ``httpx.AsyncClient``.
 
-    Takes the same arguments as :class:`E2RankClient`; ``transport`` must be an async one.
+    Takes the same arguments as :class:`E2RankClient`; ``transport`` must be an async one. One client can serve
+    several event loops, one after another or at once (a framework's ``asyncio.run`` inside yours, LlamaIndex's
+    ``use_async=True``): each loop gets connections of its own, because asyncio connections cannot change loops.
 
     Example:
         >>> from e2rank_integrations import AsyncE2RankClient
@@ -468,15 +471,26 @@ class AsyncE2RankClient(_BaseClient):
     """
 
     def _open(self, transport: Any) -> Any:
-        return httpx.AsyncClient(
-            base_url=self.base_url, headers=self._headers, timeout=self.timeout, transport=transport
-        )
+        self._transport = transport
+        # Event loop -> the httpx.AsyncClient whose connections live on it (dropped with the loop).
+        by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        return by_loop
+
+    def _loop_http(self) -> Any:
+        """The ``httpx.AsyncClient`` of the running event loop, opened on the loop's first request."""
+        loop = asyncio.get_running_loop()
+        http = self._http.get(loop)
+        if http is None:
+            http = self._http[loop] = httpx.AsyncClient(
+                base_url=self.base_url, headers=self._headers, timeout=self.timeout, transport=self._transport
+            )
+        return http
 
     async def _send(self, call: _Call) -> Any:
         attempt = 0
         while True:
             try:
-                response = await self._http.request(call.method, call.path, json=call.json)
+                response = await self._loop_http().request(call.method, call.path, json=call.json)
             except httpx.TransportError as exc:
                 await asyncio.sleep(self._retry_delay(attempt, error=exc))
             else:
@@ -535,8 +549,10 @@ class AsyncE2RankClient(_BaseClient):
         return await self._run(self._info_op())
 
     async def aclose(self) -> None:
-        """Close the connections."""
-        await self._http.aclose()
+        """Close the connections of the running event loop (those of other loops close when their loop is gone)."""
+        http = self._http.pop(asyncio.get_running_loop(), None)
+        if http is not None:
+            await http.aclose()
 
     async def __aenter__(self) -> AsyncE2RankClient:
         return self

@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import gc
 import json
-import subprocess
-import sys
 import textwrap
 import uuid
 import warnings
@@ -31,6 +29,7 @@ from e2rank_integrations.chroma import (  # noqa: E402
     rerank_query_result,
 )
 from e2rank_integrations.prompts import DEFAULT_QUERY_INSTRUCTION  # noqa: E402
+from helpers import StubAsyncBackend, run_python  # noqa: E402
 
 DOCS = {
     "beijing": "Beijing is the capital of the People's Republic of China.",
@@ -69,29 +68,50 @@ def brute_force(backend, query: str) -> tuple[list[str], np.ndarray]:
     return [IDS[i] for i in order], 1.0 - similarity[order]
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+def reopen_in_a_fresh_process(function, tmp_path, before: str = "", after: str = "") -> dict:
+    """Persist a collection made with ``function``; open it in a new interpreter without a function, and query it.
+
+    The script runs ``before``, then queries ``QUERIES`` and retrieves with ``E2RankChromaRetriever``, then runs
+    ``after``; it returns the ``out`` dict the script filled (``rebuilt`` is the function Chroma rebuilt).
+    """
+    path = tmp_path / "db"
+    name = make_collection(chromadb.PersistentClient(path=str(path)), function).name
+    script = textwrap.dedent(
+        f"""
+        import json
+        import os
+        import chromadb
+        import e2rank_integrations.chroma  # the one import: registers "e2rank" with Chroma
+        from e2rank_integrations.chroma import E2RankChromaRetriever
+
+        collection = chromadb.PersistentClient(path={str(path)!r}).get_collection({name!r})  # no function passed
+        out = {{}}
+        """
+    )
+    script += textwrap.dedent(before)
+    script += textwrap.dedent(
+        f"""
+        rebuilt = collection.configuration["embedding_function"]
+        out["type"], out["config"] = type(rebuilt).__name__, rebuilt.get_config()
+        result = collection.query(query_texts={QUERIES!r}, n_results={len(IDS)}, include=["distances"])
+        out["ids"], out["distances"] = result["ids"], result["distances"]
+        out["retrieved"] = [hit.id for hit in E2RankChromaRetriever(collection, k=5, top_n=3).retrieve("capital")]
+        """
+    )
+    script += textwrap.dedent(after) + "print(json.dumps(out))\n"
+    result = run_python(script)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
 
 
-class RemoteLike:
-    """Stands in for E2RankClient (issue 6, not merged yet): a Backend that has a ``base_url``."""
-
-    def __init__(self, model, base_url: str) -> None:
-        self._model = model
-        self.base_url = base_url
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-
-class AsyncLike:
-    """A Backend whose methods are coroutines, as AsyncE2RankClient's are."""
-
-    async def embed_queries(self, texts, *, instruction=None): ...
-    async def embed_documents(self, texts): ...
-    async def embed_prompt(self, text): ...
-    async def rerank(self, query, documents, **options): ...
-    async def stats(self): ...
+def assert_reopened_answers(out, backend) -> None:
+    """The queries of a reopened collection (``out``) equal brute-force cosine over ``backend``; it retrieved 3."""
+    assert out["type"] == "E2RankEmbeddingFunction"
+    for i, query in enumerate(QUERIES):
+        ids, distances = brute_force(backend, query)
+        assert out["ids"][i] == ids
+        np.testing.assert_allclose(out["distances"][i], distances, atol=1e-4)
+    assert len(out["retrieved"]) == 3 and set(out["retrieved"]) <= set(IDS)
 
 
 @pytest.fixture(scope="module")
@@ -136,42 +156,24 @@ def test_ephemeral_query_equals_brute_force_cosine(client, tiny_model):
 
 
 def test_persistent_collection_reopens_in_a_fresh_process(tmp_path, tiny_path, other_tiny_path):
-    path = tmp_path / "db"
     function = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
-    name = make_collection(chromadb.PersistentClient(path=str(path)), function).name
-    expected = {query: brute_force(function.backend, query) for query in QUERIES}
-
-    result = run_python(
-        f"""
-        import json
-        import chromadb
-        import e2rank_integrations.chroma  # the one import: registers "e2rank" with Chroma
-        from e2rank_integrations.chroma import E2RankChromaRetriever, E2RankEmbeddingFunction
+    out = reopen_in_a_fresh_process(
+        function,
+        tmp_path,
+        after=f"""
+        from e2rank_integrations.chroma import E2RankEmbeddingFunction
         from e2rank_integrations.model import _SHARED
 
-        collection = chromadb.PersistentClient(path={str(path)!r}).get_collection({name!r})  # no function passed
-        rebuilt = collection.configuration["embedding_function"]
-        out = {{"type": type(rebuilt).__name__, "config": rebuilt.get_config()}}
-        result = collection.query(query_texts={QUERIES!r}, n_results={len(IDS)}, include=["distances"])
-        out["ids"], out["distances"] = result["ids"], result["distances"]
-        out["retrieved"] = [hit.id for hit in E2RankChromaRetriever(collection, k=5, top_n=3).retrieve("capital")]
         out["models_loaded"] = len(_SHARED)  # every rebuild shared one model
         try:
             other = E2RankEmbeddingFunction(model_name_or_path={str(other_tiny_path)!r})
             collection.modify(configuration={{"embedding_function": other}})
         except ValueError as exc:
             out["refused"] = str(exc)
-        print(json.dumps(out))
-        """
+        """,
     )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.splitlines()[-1])
-    assert out["type"] == "E2RankEmbeddingFunction"
     assert out["config"] == function.get_config()
-    for i, query in enumerate(QUERIES):
-        assert out["ids"][i] == expected[query][0]
-        np.testing.assert_allclose(out["distances"][i], expected[query][1], atol=1e-4)
-    assert len(out["retrieved"]) == 3 and set(out["retrieved"]) <= set(IDS)
+    assert_reopened_answers(out, function.backend)
     assert out["models_loaded"] == 1
     assert "cannot change the E2Rank embedding function" in out["refused"]
     assert "model_name_or_path" in out["refused"] and str(other_tiny_path) in out["refused"]
@@ -269,17 +271,6 @@ def test_bad_configs_are_refused(config, message):
         E2RankEmbeddingFunction.build_from_config(config)
 
 
-def test_remote_config_names_the_key_variable_never_the_key(tiny_model, monkeypatch):
-    monkeypatch.setenv("E2RANK_TEST_KEY", "s3cret-key")
-    remote = RemoteLike(tiny_model, "http://127.0.0.1:8000/")
-    function = E2RankEmbeddingFunction(remote, api_key_env="E2RANK_TEST_KEY")
-    config = function.get_config()
-    assert config["server_url"] == "http://127.0.0.1:8000" and config["model_name_or_path"] is None
-    assert config["api_key_env"] == "E2RANK_TEST_KEY"
-    assert "s3cret-key" not in json.dumps(config)
-    assert E2RankEmbeddingFunction.build_from_config(config).backend is remote
-
-
 def test_remote_config_with_an_unset_key_variable_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("E2RANK_TEST_UNSET", raising=False)
     config = {"server_url": "http://127.0.0.1:1", "api_key_env": "E2RANK_TEST_UNSET", "instruction": "i"}
@@ -325,7 +316,7 @@ def test_constructor_errors(tiny_model, tiny_path):
     with pytest.raises(TypeError, match="object has no embed_queries"):
         E2RankEmbeddingFunction(object())
     with pytest.raises(TypeError, match="AsyncE2RankClient"):
-        E2RankEmbeddingFunction(AsyncLike())
+        E2RankEmbeddingFunction(StubAsyncBackend())
     with pytest.raises(TypeError, match="api_key_env"):
         E2RankEmbeddingFunction(tiny_model, api_key_env="")
     with pytest.raises(ValueError, match="api_key_env names the API key of a server"):
@@ -455,3 +446,97 @@ def test_retriever_on_a_collection_without_an_e2rank_function(client, tiny_model
     hits = E2RankChromaRetriever(plain, tiny_model, k=len(IDS), top_n=None).retrieve(QUERIES[0])  # no ONNX download
     first_stage = sorted(hits, key=lambda hit: hit.index)
     assert [hit.id for hit in first_stage] == brute_force(tiny_model, QUERIES[0])[0]  # E2Rank embedded the query
+
+
+# ---------------------------------------------------------------------------- through an e2rank server
+
+KEY_ENV = "E2RANK_TEST_API_KEY"
+
+
+@pytest.fixture
+def key_in_env(monkeypatch):
+    """``keyed_server``'s API key in the environment variable ``KEY_ENV`` (subprocesses inherit it)."""
+    from .conftest import API_KEY
+
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+
+
+def test_server_url_config_names_the_key_variable_never_the_key(keyed_server, key_in_env, tiny_model):
+    from e2rank_integrations import E2RankClient
+
+    from .conftest import API_KEY
+
+    function = E2RankEmbeddingFunction(server_url=keyed_server.url + "/", api_key_env=KEY_ENV)
+    assert isinstance(function.backend, E2RankClient)
+    config = function.get_config()
+    assert config == {
+        "model_name_or_path": None,
+        "max_length": None,
+        "prompts": None,
+        "server_url": keyed_server.url,
+        "api_key_env": KEY_ENV,
+        "instruction": DEFAULT_QUERY_INSTRUCTION,
+    }
+    assert API_KEY not in json.dumps(config)
+    docs = list(DOCS.values())
+    np.testing.assert_allclose(np.stack(function(docs)), tiny_model.embed_documents(docs), atol=1e-5)
+    np.testing.assert_allclose(np.stack(function.embed_query(QUERIES)), tiny_model.embed_queries(QUERIES), atol=1e-5)
+    assert E2RankEmbeddingFunction.build_from_config(config).backend is function.backend  # one client per process
+
+    with E2RankClient(keyed_server.url, api_key=API_KEY) as own:  # a client of the caller's: described by base_url
+        assert E2RankEmbeddingFunction(own, api_key_env=KEY_ENV).get_config() == config
+    with E2RankClient(keyed_server.url + "/v1", api="openai") as openai_mode, pytest.raises(ValueError, match="cannot"):
+        E2RankEmbeddingFunction(openai_mode).get_config()  # rebuilt from its URL it would speak the wrong protocol
+    with pytest.raises(TypeError, match="through api_key_env"):
+        E2RankEmbeddingFunction(server_url=keyed_server.url, api_key=API_KEY)
+    with pytest.raises(ValueError, match="api='openai'"):
+        E2RankEmbeddingFunction(server_url=keyed_server.url + "/v1", api="openai")
+
+
+def test_persisted_remote_collection_reopens_in_a_fresh_process(keyed_server, key_in_env, tiny_model, tmp_path):
+    function = E2RankEmbeddingFunction(server_url=keyed_server.url, api_key_env=KEY_ENV)
+    out = reopen_in_a_fresh_process(
+        function,
+        tmp_path,
+        before=f"""
+        key = os.environ.pop({KEY_ENV!r})
+        try:
+            collection.query(query_texts=["capital"], n_results=1)
+        except ValueError as exc:
+            out["unset"] = str(exc)
+        os.environ[{KEY_ENV!r}] = key
+        """,
+        after="""
+        from e2rank_integrations import E2RankClient
+
+        out["client"] = isinstance(rebuilt.backend, E2RankClient) and rebuilt.backend.base_url
+        """,
+    )
+    assert KEY_ENV in out["unset"] and "not set" in out["unset"]
+    assert out["client"] == keyed_server.url
+    assert out["config"] == function.get_config()
+    assert_reopened_answers(out, tiny_model)
+
+
+def test_rerank_through_the_server_sends_the_stored_vectors(keyed_server, key_in_env, tiny_model, client):
+    function = E2RankEmbeddingFunction(server_url=keyed_server.url, api_key_env=KEY_ENV)
+    remote = function.backend
+    collection = make_collection(client, function)
+    query = "Which city is the capital of Australia?"  # a prompt no other test sends
+    result = collection.query(query_texts=[query], n_results=8, include=INCLUDE)
+
+    before = remote.stats()
+    hits = rerank_query_result(remote, query, result)
+    after = remote.stats()
+    # One text embedded and no cache lookup: the server scored the vectors Chroma stored, which the client sent.
+    assert (after["texts_embedded"] - before["texts_embedded"], after["cache_hits"] - before["cache_hits"]) == (1, 0)
+    expected = tiny_model.rerank(query, result["documents"][0])
+    assert [h.index for h in hits] == [r.index for r in expected]
+    np.testing.assert_allclose([h.score for h in hits], [r.score for r in expected], atol=1e-5)
+    assert [h.id for h in hits] == [result["ids"][0][r.index] for r in expected]
+
+    without_vectors = {**result, "embeddings": None}  # the server's cache then serves them: added through it
+    before = remote.stats()
+    rerank_query_result(remote, query, without_vectors, num_prompt_docs=4)  # another prompt: not cached yet
+    after = remote.stats()
+    assert (after["texts_embedded"] - before["texts_embedded"], after["cache_hits"] - before["cache_hits"]) == (1, 8)

@@ -9,9 +9,13 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-import httpx
 import numpy as np
 import pytest
+
+pytest.importorskip("fastapi")  # the server extra
+pytest.importorskip("httpx")  # the client extra
+
+import httpx
 
 from e2rank_integrations import AsyncBackend, AsyncE2RankClient, Backend, E2RankClient
 from e2rank_integrations.client import E2RankAPIError, E2RankConnectionError, E2RankError, E2RankTimeoutError
@@ -66,6 +70,24 @@ def test_async_client_equals_the_model(server, tiny_model):
     np.testing.assert_allclose(prompt, tiny_model.embed_prompt("content"), atol=1e-5)
     same_ranking(ranked, tiny_model.rerank(QUERY, DOCS, top_n=4))
     assert {"texts_embedded", "cache_hits"} <= set(stats)
+
+
+def test_async_client_serves_one_event_loop_after_another(server, tiny_model):
+    """asyncio connections cannot change loops: each loop the client meets gets its own (frameworks make loops)."""
+    client = AsyncE2RankClient(server.url)
+    expected = tiny_model.embed_documents(DOCS[:3])
+    for _ in range(2):  # two asyncio.run calls: the first loop is closed when the second starts
+        np.testing.assert_allclose(asyncio.run(client.embed_documents(DOCS[:3])), expected, atol=1e-5)
+
+    async def nested():
+        # Another loop in a worker thread while this one runs, as LlamaIndex's asyncio_run does.
+        inner = await asyncio.to_thread(asyncio.run, client.embed_prompt("content"))
+        outer = await client.embed_prompt("content")
+        await client.aclose()
+        return inner, outer
+
+    for vector in asyncio.run(nested()):
+        np.testing.assert_allclose(vector, tiny_model.embed_prompt("content"), atol=1e-5)
 
 
 def test_rerank_after_indexing_embeds_only_the_prompt(server, tiny_model):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,6 +17,7 @@ from pydantic import ValidationError
 from e2rank_integrations import E2RankModel
 from e2rank_integrations import langchain as e2rank_langchain
 from e2rank_integrations.langchain import E2RankEmbeddings, E2RankRerank
+from helpers import AsyncModel, run_python
 
 QUERY = "Which topic is document seven about?"
 DOCS = [
@@ -31,32 +28,6 @@ DOCS = [
     )
     for i in range(50)
 ]
-
-
-class AsyncModel:
-    """An AsyncBackend over a real E2RankModel: the shape of AsyncE2RankClient, for the adapters' async paths."""
-
-    def __init__(self, model: E2RankModel) -> None:
-        self.model = model
-
-    async def embed_queries(self, texts, *, instruction=None):
-        return await asyncio.to_thread(self.model.embed_queries, texts, instruction=instruction)
-
-    async def embed_documents(self, texts):
-        return await asyncio.to_thread(self.model.embed_documents, texts)
-
-    async def embed_prompt(self, text):
-        return await asyncio.to_thread(self.model.embed_prompt, text)
-
-    async def rerank(self, query, documents, **options):
-        return await asyncio.to_thread(self.model.rerank, query, documents, **options)
-
-    async def stats(self):
-        return self.model.stats()
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
 
 
 # ---------------------------------------------------------------- the module
@@ -76,21 +47,6 @@ def test_import_needs_no_torch():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
-
-
-def test_without_langchain_core_names_the_extra():
-    result = run_python(
-        """
-        import sys
-        sys.modules["langchain_core"] = None  # as if langchain-core were not installed
-        try:
-            import e2rank_integrations.langchain
-        except ImportError as exc:
-            print(exc)
-        """
-    )
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'e2rank-integrations[langchain]'" in result.stdout
 
 
 # ---------------------------------------------------------------- E2RankEmbeddings
@@ -343,3 +299,68 @@ async def test_lcel_chain(store, tiny_model):
     got = chain.invoke(QUERY)
     assert got == list(reranker.compress_documents(store.similarity_search(QUERY, k=20), QUERY))
     assert await chain.ainvoke(QUERY) == got
+
+
+# ---------------------------------------------------------------- over the HTTP client (a real e2rank server)
+
+
+def test_rerank_over_the_client_equals_local(remote_client, tiny_model):
+    local = E2RankRerank(backend=tiny_model, top_n=None).compress_documents(DOCS, QUERY)
+    remote = E2RankRerank(backend=remote_client, top_n=None).compress_documents(DOCS, QUERY)
+    assert [d.id for d in remote] == [d.id for d in local]
+    np.testing.assert_allclose(
+        [d.metadata["relevance_score"] for d in remote], [d.metadata["relevance_score"] for d in local], atol=1e-5
+    )
+    assert [d.metadata["source"] for d in remote] == [d.metadata["source"] for d in local]
+    options = {"top_n": 4, "num_prompt_docs": 5, "instruction": "Rank these:"}
+    local = E2RankRerank(backend=tiny_model, **options).compress_documents(DOCS, QUERY)
+    assert [d.id for d in E2RankRerank(backend=remote_client, **options).compress_documents(DOCS, QUERY)] == [
+        d.id for d in local
+    ]
+
+
+def test_embeddings_over_the_client_equal_local(remote_client, tiny_model):
+    texts = [d.page_content for d in DOCS[:7]]
+    remote = E2RankEmbeddings(backend=remote_client, batch_size=3)  # three requests
+    local = E2RankEmbeddings(backend=tiny_model)
+    np.testing.assert_allclose(remote.embed_documents(texts), local.embed_documents(texts), atol=1e-5)
+    np.testing.assert_allclose(remote.embed_query(QUERY), local.embed_query(QUERY), atol=1e-5)
+    custom = {"query_instruction": "Find code for the question"}
+    np.testing.assert_allclose(
+        E2RankEmbeddings(backend=remote_client, **custom).embed_query(QUERY),
+        E2RankEmbeddings(backend=tiny_model, **custom).embed_query(QUERY),
+        atol=1e-5,
+    )
+
+
+async def test_async_client_equals_local(server, tiny_model):
+    from e2rank_integrations import AsyncE2RankClient
+
+    texts = [d.page_content for d in DOCS[:5]]
+    local_embeddings = E2RankEmbeddings(backend=tiny_model)
+    local = E2RankRerank(backend=tiny_model, top_n=10).compress_documents(DOCS, QUERY)
+    async with AsyncE2RankClient(server.url) as client:
+        embeddings = E2RankEmbeddings(backend=client)
+        np.testing.assert_allclose(
+            await embeddings.aembed_documents(texts), local_embeddings.embed_documents(texts), atol=1e-5
+        )
+        np.testing.assert_allclose(await embeddings.aembed_query(QUERY), local_embeddings.embed_query(QUERY), atol=1e-5)
+        remote = await E2RankRerank(backend=client, top_n=10).acompress_documents(DOCS, QUERY)
+        with pytest.raises(TypeError, match="use acompress_documents"):
+            E2RankRerank(backend=client).compress_documents(DOCS, QUERY)
+    assert [d.id for d in remote] == [d.id for d in local]
+    np.testing.assert_allclose(
+        [d.metadata["relevance_score"] for d in remote], [d.metadata["relevance_score"] for d in local], atol=1e-5
+    )
+
+
+def test_rerank_through_the_server_after_indexing_through_it_embeds_only_the_prompt(remote_client):
+    docs = [d.model_copy(update={"page_content": d.page_content + " (served)"}) for d in DOCS]  # new to the server
+    store = InMemoryVectorStore(E2RankEmbeddings(backend=remote_client))
+    store.add_documents(docs)  # the server's cache now holds every document's vector
+    retrieved = store.similarity_search(QUERY, k=50)
+    before = remote_client.stats()
+    E2RankRerank(backend=remote_client, top_n=5).compress_documents(retrieved, QUERY)
+    after = remote_client.stats()
+    assert after["texts_embedded"] - before["texts_embedded"] == 1  # the listwise prompt
+    assert after["cache_hits"] - before["cache_hits"] == 50  # every candidate

@@ -1,4 +1,5 @@
-"""LangChain's own standard test suites for E2RankEmbeddings, unmodified, on a generated tiny checkpoint."""
+"""LangChain's own standard test suites for E2RankEmbeddings, unmodified: on a local tiny checkpoint, and over
+``E2RankClient`` against a real server hosting one."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class _TinyBackend:
     """Gives the suites' `embedding_model_params` the session's tiny model (a property cannot take fixtures)."""
 
     @pytest.fixture(autouse=True)
-    def _tiny_backend(self, tiny_model):
+    def _backend(self, tiny_model):
         self.backend = tiny_model
 
     @property
@@ -28,9 +29,21 @@ class _TinyBackend:
         return {"backend": self.backend}
 
 
+class _RemoteBackend(_TinyBackend):
+    """The same, with an ``E2RankClient`` of a real server as the backend."""
+
+    @pytest.fixture(autouse=True)
+    def _backend(self, remote_client):
+        self.backend = remote_client
+
+
 class TestE2RankEmbeddingsUnit(_TinyBackend, EmbeddingsUnitTests):
     pass
 
 
 class TestE2RankEmbeddingsIntegration(_TinyBackend, EmbeddingsIntegrationTests):
+    pass
+
+
+class TestE2RankEmbeddingsOverClientIntegration(_RemoteBackend, EmbeddingsIntegrationTests):
     pass

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import subprocess
-import sys
-import textwrap
 from importlib.resources import files
 
 import numpy as np
@@ -28,6 +25,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 
 from e2rank_integrations import llama_index as adapter
 from e2rank_integrations.llama_index import E2RankEmbedding, E2RankRerank
+from helpers import AsyncModel
 
 pytestmark = pytest.mark.model
 
@@ -44,32 +42,6 @@ def corpus_texts() -> list[str]:
 
 
 TEXTS = corpus_texts()
-
-
-class AsyncModel:
-    """An AsyncBackend over a local model: the shape of an async HTTP client, for the adapters' async paths."""
-
-    def __init__(self, model):
-        self.model = model
-        self.name_or_path = model.name_or_path
-
-    async def embed_queries(self, texts, *, instruction=None):
-        await asyncio.sleep(0)
-        return self.model.embed_queries(texts, instruction=instruction)
-
-    async def embed_documents(self, texts):
-        await asyncio.sleep(0)
-        return self.model.embed_documents(texts)
-
-    async def embed_prompt(self, text):
-        return self.model.embed_prompt(text)
-
-    async def rerank(self, query, documents, **kwargs):
-        await asyncio.sleep(0)
-        return self.model.rerank(query, documents, **kwargs)
-
-    async def stats(self):
-        return self.model.stats()
 
 
 class RecordingModel:
@@ -145,20 +117,6 @@ def test_public_names():
     assert adapter.__all__ == ["E2RankEmbedding", "E2RankRerank"]
     assert E2RankEmbedding.class_name() == "E2RankEmbedding"
     assert E2RankRerank.class_name() == "E2RankRerank"
-
-
-def test_missing_extra_names_the_pip_command():
-    code = """
-        import sys
-        sys.modules["llama_index"] = None  # as if llama-index-core were not installed
-        try:
-            import e2rank_integrations.llama_index
-        except ImportError as exc:
-            print(exc)
-    """
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'e2rank-integrations[llama-index]'" in result.stdout
 
 
 def test_bad_backend_is_a_clear_error():
@@ -480,3 +438,69 @@ def test_inputs_are_not_mutated_with_embeddings(tiny_model):
     before = copy.deepcopy(snapshot(nodes))
     E2RankRerank(backend=tiny_model, keep_retrieval_score=True).postprocess_nodes(nodes, query_str=QUERY)
     assert snapshot(nodes) == before
+
+
+# ---------------------------------------------------------------- over the HTTP client (a real e2rank server)
+
+
+def indexed_through(backend, **options):
+    """A VectorStoreIndex of the 60 passages, embedded through ``backend`` (the server's cache fills)."""
+    docs = [Document(text=t, metadata={"n": i}) for i, t in enumerate(TEXTS)]
+    return VectorStoreIndex.from_documents(docs, embed_model=E2RankEmbedding(backend=backend), **options)
+
+
+def test_embedding_over_the_client_equals_local(remote_client, tiny_model):
+    remote, local = E2RankEmbedding(backend=remote_client, embed_batch_size=4), E2RankEmbedding(backend=tiny_model)
+    np.testing.assert_allclose(remote.get_query_embedding(QUERY), local.get_query_embedding(QUERY), atol=1e-5)
+    np.testing.assert_allclose(
+        remote.get_text_embedding_batch(TEXTS[:9]), local.get_text_embedding_batch(TEXTS[:9]), atol=1e-5
+    )
+
+
+def test_query_engine_over_the_client_equals_local_and_reuses_the_indexed_vectors(remote_client, tiny_model):
+    index = indexed_through(remote_client)
+    candidates = retrieve(index)
+    before = remote_client.stats()
+    E2RankRerank(backend=remote_client, top_n=5).postprocess_nodes(candidates, query_str=QUERY)
+    after = remote_client.stats()
+    assert after["texts_embedded"] - before["texts_embedded"] == 1  # the listwise prompt
+    assert after["cache_hits"] - before["cache_hits"] == 50  # every candidate, indexed through the server
+
+    engine = index.as_query_engine(
+        similarity_top_k=50, node_postprocessors=[E2RankRerank(backend=remote_client, top_n=5)], llm=MockLLM()
+    )
+    response = engine.query(QUERY)
+    expected = tiny_model.rerank(QUERY, node_texts(candidates), top_n=5)  # the local model on the same candidates
+    assert [n.node.node_id for n in response.source_nodes] == [candidates[r.index].node.node_id for r in expected]
+    np.testing.assert_allclose([n.score for n in response.source_nodes], [r.score for r in expected], atol=1e-5)
+
+
+def test_async_client_aquery_and_apostprocess_nodes(server, tiny_model):
+    """The truly async path: every call awaits the server; the index is built with use_async=True."""
+    from e2rank_integrations import AsyncE2RankClient
+
+    query = "What makes the seasons change?"  # a prompt no other test has sent to this server
+    client = AsyncE2RankClient(server.url)
+    index = indexed_through(client, use_async=True)  # LlamaIndex runs this on an event loop of its own
+    engine = index.as_query_engine(
+        similarity_top_k=20, node_postprocessors=[E2RankRerank(backend=client, top_n=4)], llm=MockLLM()
+    )
+    with pytest.raises(TypeError, match="async backend"):
+        engine.query(query)
+
+    async def run():
+        candidates = await index.as_retriever(similarity_top_k=50).aretrieve(query)
+        before = await client.stats()
+        reranked = await E2RankRerank(backend=client, top_n=None).apostprocess_nodes(candidates, query_str=query)
+        after = await client.stats()
+        response = await engine.aquery(query)
+        await client.aclose()
+        return response, candidates, reranked, after["texts_embedded"] - before["texts_embedded"]
+
+    response, candidates, reranked, embedded = asyncio.run(run())
+    assert embedded == 1  # the prompt: the 50 candidates' vectors came from the server's cache
+    expected = tiny_model.rerank(query, node_texts(candidates))
+    assert [n.node.node_id for n in reranked] == [candidates[r.index].node.node_id for r in expected]
+    np.testing.assert_allclose([n.score for n in reranked], [r.score for r in expected], atol=1e-5)
+    top20 = tiny_model.rerank(query, node_texts(candidates[:20]), top_n=4)
+    assert [n.node.node_id for n in response.source_nodes] == [candidates[r.index].node.node_id for r in top20]

@@ -10,8 +10,12 @@ import sys
 import threading
 from pathlib import Path
 
-import httpx
 import pytest
+
+pytest.importorskip("fastapi")  # the server extra
+pytest.importorskip("httpx")  # the client extra
+
+import httpx
 
 from .serving import wait_until
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import numpy as np
 import pytest
+
+pytest.importorskip("fastapi")  # the server extra
+pytest.importorskip("httpx")  # the client extra
+
+import httpx
 from tokenizers import Tokenizer
 
 from e2rank_integrations import E2RankModel

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+
 import numpy as np
 import pytest
+
+pytest.importorskip("fastapi")  # the server extra
+pytest.importorskip("httpx")  # the client extra
+
+import httpx
 
 from .conftest import API_KEY
 
@@ -68,6 +74,25 @@ def test_chroma_tei_client_against_embed(server, tiny_model):
     collection.add(ids=["a", "b", "c"], documents=DOCS)
     found = collection.query(query_texts=[DOCS[1]], n_results=1)
     assert found["ids"] == [["b"]]
+
+
+def test_llama_index_tei_client_against_embed(server, keyed_server, tiny_model):
+    """LlamaIndex's TEI embedding client, unchanged, as an index's embed_model (sync and async)."""
+    tei = pytest.importorskip("llama_index.embeddings.text_embeddings_inference")
+    from llama_index.core import Document, VectorStoreIndex
+
+    embed = tei.TextEmbeddingsInference(model_name="e2rank", base_url=server.url, embed_batch_size=2)
+    np.testing.assert_allclose(embed.get_text_embedding_batch(DOCS), tiny_model.embed_documents(DOCS), atol=1e-5)
+    np.testing.assert_allclose(
+        asyncio.run(embed.aget_text_embedding_batch(DOCS)), tiny_model.embed_documents(DOCS), atol=1e-5
+    )
+    # TEI's protocol has no query type: /embed embeds the client's query text as a document (see the README).
+    np.testing.assert_allclose(embed.get_query_embedding(QUERY), tiny_model.embed_documents([QUERY])[0], atol=1e-5)
+    index = VectorStoreIndex.from_documents([Document(text=d) for d in DOCS], embed_model=embed)
+    assert [n.node.text for n in index.as_retriever(similarity_top_k=1).retrieve(DOCS[1])] == [DOCS[1]]
+
+    keyed = tei.TextEmbeddingsInference(model_name="e2rank", base_url=keyed_server.url, auth_token=API_KEY)
+    np.testing.assert_allclose(keyed.get_text_embedding(DOCS[0]), tiny_model.embed_documents(DOCS[:1])[0], atol=1e-5)
 
 
 def test_fuzzed_requests_never_get_a_5xx(server):

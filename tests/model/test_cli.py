@@ -11,6 +11,7 @@ import pytest
 from e2rank_integrations.checkpoints import TINY_RANDOM
 from e2rank_integrations.cli import main
 from e2rank_integrations.corpus import builtin_corpus
+from helpers import run_python
 
 E2RANK = str(Path(sys.executable).parent / "e2rank")
 
@@ -28,6 +29,13 @@ def offline_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "E2RANK_MODEL"}
     env.update(HF_HUB_OFFLINE="1", **extra)
     return env
+
+
+def run_e2rank(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """The ``e2rank`` console script, offline, with ``env`` added to the environment."""
+    return subprocess.run(
+        [E2RANK, *args], input=stdin, capture_output=True, text=True, timeout=300, env=offline_env(**env)
+    )
 
 
 def test_builtin_corpus_has_real_passages():
@@ -73,19 +81,15 @@ def test_demo_without_chromadb_names_the_extra(tiny_path):
         "from e2rank_integrations.cli import main\n"
         f"raise SystemExit(main(['demo', '--model', {str(tiny_path)!r}]))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = run_python(code)
     assert result.returncode == 1
     assert "pip install 'e2rank-integrations[chroma]'" in result.stderr and "Traceback" not in result.stderr
     assert "model:" not in result.stdout  # it failed before loading a model
 
 
 def test_demo_console_script_with_tiny_random(tiny_cache_dir):
-    result = subprocess.run(
-        [E2RANK, "demo", "--model", TINY_RANDOM, "--query", "How do vaccines work?"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=offline_env(E2RANK_CACHE_DIR=str(tiny_cache_dir)),
+    result = run_e2rank(
+        "demo", "--model", TINY_RANDOM, "--query", "How do vaccines work?", E2RANK_CACHE_DIR=str(tiny_cache_dir)
     )
     assert result.returncode == 0, result.stderr
     assert "model: tiny-random" in result.stdout and "random weights" in result.stdout
@@ -93,8 +97,7 @@ def test_demo_console_script_with_tiny_random(tiny_cache_dir):
 
 
 def test_demo_falls_back_when_the_default_model_cannot_be_fetched(tiny_cache_dir, tmp_path):
-    env = offline_env(E2RANK_CACHE_DIR=str(tiny_cache_dir), HF_HOME=str(tmp_path / "empty-hf-home"))
-    result = subprocess.run([E2RANK, "demo"], capture_output=True, text=True, timeout=300, env=env)
+    result = run_e2rank("demo", E2RANK_CACHE_DIR=str(tiny_cache_dir), HF_HOME=str(tmp_path / "empty-hf-home"))
     assert result.returncode == 0, result.stderr
     first_lines = result.stdout.splitlines()[:3]
     assert first_lines[0].startswith("NOTE: Alibaba-NLP/E2Rank-0.6B cannot be downloaded here")
@@ -104,8 +107,7 @@ def test_demo_falls_back_when_the_default_model_cannot_be_fetched(tiny_cache_dir
 
 @pytest.mark.parametrize("model", ["/no/such/model", "someone/missing-model"])
 def test_demo_with_an_unloadable_named_model_fails_clearly(model, tmp_path):
-    env = offline_env(HF_HOME=str(tmp_path))
-    result = subprocess.run([E2RANK, "demo", "--model", model], capture_output=True, text=True, timeout=300, env=env)
+    result = run_e2rank("demo", "--model", model, HF_HOME=str(tmp_path))
     assert result.returncode == 1
     assert f"e2rank demo: error: could not load model '{model}'" in result.stderr
     assert "Traceback" not in result.stderr
@@ -113,14 +115,7 @@ def test_demo_with_an_unloadable_named_model_fails_clearly(model, tmp_path):
 
 def test_embed_reads_lines_and_json(tiny_path):
     stdin = 'plain line\n{"text": "json line"}\n\n'
-    result = subprocess.run(
-        [E2RANK, "embed", "--model", str(tiny_path), "--with-text"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=offline_env(),
-    )
+    result = run_e2rank("embed", "--model", str(tiny_path), "--with-text", stdin=stdin)
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in records] == ["plain line", "json line"]
@@ -129,14 +124,7 @@ def test_embed_reads_lines_and_json(tiny_path):
 
 def test_rerank_with_query_and_batch_mode(tiny_path, tiny_model):
     docs = ["alpha", "beta", "gamma"]
-    result = subprocess.run(
-        [E2RANK, "rerank", "--model", str(tiny_path), "--query", "q", "--top-n", "2"],
-        input="\n".join(docs),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=offline_env(),
-    )
+    result = run_e2rank("rerank", "--model", str(tiny_path), "--query", "q", "--top-n", "2", stdin="\n".join(docs))
     assert result.returncode == 0, result.stderr
     got = [json.loads(line) for line in result.stdout.splitlines()]
     expected = tiny_model.rerank("q", docs, top_n=2)
@@ -144,14 +132,7 @@ def test_rerank_with_query_and_batch_mode(tiny_path, tiny_model):
     assert [g["text"] for g in got] == [docs[r.index] for r in expected]
 
     batch = json.dumps({"query": "q", "documents": docs}) + "\n"
-    result = subprocess.run(
-        [E2RANK, "rerank", "--model", str(tiny_path)],
-        input=batch,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=offline_env(),
-    )
+    result = run_e2rank("rerank", "--model", str(tiny_path), stdin=batch)
     assert result.returncode == 0, result.stderr
     assert [r["index"] for r in json.loads(result.stdout)["results"]] == [r.index for r in tiny_model.rerank("q", docs)]
 

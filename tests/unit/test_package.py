@@ -1,8 +1,7 @@
-import subprocess
-import sys
-import textwrap
+import pytest
 
 import e2rank_integrations
+from helpers import run_python
 
 
 def test_public_names():
@@ -21,10 +20,6 @@ def test_public_names():
     ]
 
 
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
-
-
 def test_import_needs_no_torch_and_no_framework():
     result = run_python(
         """
@@ -37,6 +32,31 @@ def test_import_needs_no_torch_and_no_framework():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("module", "missing", "extra"),
+    [
+        ("e2rank_integrations.langchain", "langchain_core", "langchain"),
+        ("e2rank_integrations.llama_index", "llama_index", "llama-index"),
+        ("e2rank_integrations.chroma", "chromadb", "chroma"),
+        ("e2rank_integrations.client", "httpx", "client"),
+        ("e2rank_integrations.server", "fastapi", "server"),
+    ],
+)
+def test_a_module_without_its_dependency_names_the_extra(module, missing, extra):
+    result = run_python(
+        f"""
+        import sys
+        sys.modules[{missing!r}] = None  # as if it were not installed (in the core env it is not)
+        try:
+            import {module}
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"pip install 'e2rank-integrations[{extra}]'" in result.stdout
 
 
 def test_model_without_torch_names_the_extra():
@@ -56,22 +76,5 @@ def test_model_without_torch_names_the_extra():
 
 
 def test_unknown_attribute():
-    import pytest
-
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         e2rank_integrations.Nope  # noqa: B018
-
-
-def test_chroma_without_chromadb_names_the_extra():
-    result = run_python(
-        """
-        import sys
-        sys.modules["chromadb"] = None  # as if chromadb were not installed
-        try:
-            import e2rank_integrations.chroma
-        except ImportError as exc:
-            print(exc)
-        """
-    )
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'e2rank-integrations[chroma]'" in result.stdout

@@ -92,37 +92,6 @@ def test_listwise_rank_feeds_each_pass_the_previous_order():
     assert [r.index for r in results] == [2, 0]
 
 
-def test_backend_helpers():
-    import asyncio
-
-    import pytest
-
-    from e2rank_integrations.types import AsyncBackend, Backend, check_backend, is_async_backend
-
-    class Sync:
-        def embed_queries(self, texts, *, instruction=None): ...
-        def embed_documents(self, texts): ...
-        def embed_prompt(self, text): ...
-        def rerank(self, query, documents, **kwargs): ...
-        def stats(self): ...
-
-    class Async:
-        async def embed_queries(self, texts, *, instruction=None): ...
-        async def embed_documents(self, texts): ...
-        async def embed_prompt(self, text): ...
-        async def rerank(self, query, documents, **kwargs): ...
-        async def stats(self): ...
-
-    assert isinstance(Sync(), Backend)
-    assert isinstance(Async(), AsyncBackend)
-    assert not is_async_backend(Sync())
-    assert is_async_backend(Async())
-    assert check_backend(Sync()) is not None
-    with pytest.raises(TypeError, match="str has no embed_queries, embed_documents, embed_prompt, rerank"):
-        check_backend("not a backend")
-    asyncio.run(Async().rerank("q", []))
-
-
 def test_fill_embeddings_keeps_stored_vectors_and_fills_the_gaps():
     from e2rank_integrations.scoring import fill_embeddings, missing_rows
 

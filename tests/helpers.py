@@ -1,0 +1,78 @@
+"""Test helpers shared by several test modules (importable because tests/conftest.py puts tests/ on sys.path).
+
+Nothing here imports torch or a framework: the ``core`` tox env, which has neither, uses it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+from typing import Any
+
+import numpy as np
+
+
+def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` (dedented) in a fresh interpreter of this environment; capture its output as text."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+class AsyncModel:
+    """An AsyncBackend over a real E2RankModel: the shape of AsyncE2RankClient, for the adapters' async paths.
+
+    Each call runs the model in a worker thread, as a remote call would leave the event loop free.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.name_or_path = model.name_or_path
+
+    async def embed_queries(self, texts, *, instruction=None):
+        return await asyncio.to_thread(self.model.embed_queries, texts, instruction=instruction)
+
+    async def embed_documents(self, texts):
+        return await asyncio.to_thread(self.model.embed_documents, texts)
+
+    async def embed_prompt(self, text):
+        return await asyncio.to_thread(self.model.embed_prompt, text)
+
+    async def rerank(self, query, documents, **options):
+        return await asyncio.to_thread(self.model.rerank, query, documents, **options)
+
+    async def stats(self):
+        return self.model.stats()
+
+
+class StubBackend:
+    """A sync Backend without a model: ``embed_queries`` records its thread and returns ones; the rest do nothing."""
+
+    name_or_path = "some/model"
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    def embed_queries(self, texts, *, instruction=None):
+        self.threads.append(threading.current_thread())
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    def embed_documents(self, texts): ...
+    def embed_prompt(self, text): ...
+    def rerank(self, query, documents, **options): ...
+    def stats(self): ...
+
+
+class StubAsyncBackend:
+    """An AsyncBackend without a model: ``embed_queries`` returns 2.0 with an instruction, 3.0 without."""
+
+    async def embed_queries(self, texts, *, instruction=None):
+        return np.full((len(texts), 2), 2.0 if instruction else 3.0, dtype=np.float32)
+
+    async def embed_documents(self, texts): ...
+    async def embed_prompt(self, text): ...
+    async def rerank(self, query, documents, **options): ...
+    async def stats(self): ...
