@@ -160,6 +160,9 @@ def test_info_models_health_metrics(server, tiny_model):
         "e2rank_requests_in_flight",
     ):
         assert name in metrics.text, name
+    samples = dict(line.split(" ", 1) for line in metrics.text.splitlines() if line.startswith("e2rank_"))
+    for histogram in ("e2rank_queue_duration_seconds_count", "e2rank_inference_duration_seconds_count"):
+        assert float(samples[histogram]) >= 1, histogram  # observed for every batch run
 
 
 def test_request_id_is_echoed_and_timings_are_sent(server):

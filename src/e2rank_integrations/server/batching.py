@@ -22,7 +22,8 @@ from ..types import Embeddings
 __all__ = ["Batcher", "EmbedResult"]
 
 EmbedFn = Callable[[list[str]], Embeddings]
-BatchObserver = Callable[[int, int], None]  # (texts, tokens) of each batch run
+# Called after each batch ran: (texts, tokens, seconds each job waited in the queue, seconds the batch ran).
+BatchObserver = Callable[[int, int, list[float], float], None]
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,6 @@ class Batcher:
     async def _run_batch(self, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
         texts = [text for job in batch for text in job.texts]
-        if self._on_batch is not None:
-            self._on_batch(len(texts), sum(job.tokens for job in batch))
         start = time.perf_counter()
         try:
             vectors = await loop.run_in_executor(self._executor, self._embed, texts)
@@ -142,6 +141,9 @@ class Batcher:
                 batch[0].future.set_exception(exc)
             return
         end = time.perf_counter()
+        if self._on_batch is not None:
+            waits = [start - job.enqueued for job in batch]
+            self._on_batch(len(texts), sum(job.tokens for job in batch), waits, end - start)
         row = 0
         for job in batch:
             rows = np.array(vectors[row : row + len(job.texts)])  # a copy: no job holds a view of another's rows

@@ -73,10 +73,13 @@ class Metrics:
         """Export the backend's counters (texts embedded, cache hits...)."""
         self.registry.register(_BackendCollector(stats))
 
-    def observe_batch(self, texts: int, tokens: int) -> None:
-        """Record one batch's size."""
+    def observe_batch(self, texts: int, tokens: int, queue_seconds: list[float], inference_seconds: float) -> None:
+        """Record one batch: its size, how long each of its jobs waited, and how long it ran."""
         self.batch_size.observe(texts)
         self.batch_tokens.observe(tokens)
+        for seconds in queue_seconds:
+            self.queue_time.observe(seconds)
+        self.inference_time.observe(inference_seconds)
 
     def render(self) -> bytes:
         """The text exposition format."""
