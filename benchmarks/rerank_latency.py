@@ -3,7 +3,8 @@
 Cases (all on the same backbone and the same passages):
   reuse          (a) E2Rank reusing stored document embeddings: only the listwise prompt is embedded
   reuse_budget   (a) with a prompt token budget (`--doc-tokens` per prompt document)
-  bare_forward   one forward pass of the same prompt, nothing else (the floor for (a))
+  reuse_scaling  in one process, interleaved: one bare forward pass of the prompt (the floor for (a)), (a) at
+                 N=100 and (a) at `--n`, all on the same prompt
   no_reuse       (b) E2Rank as the authors' evaluation runs it: embed every candidate, then the prompt
   pointwise      (c) a pointwise reranker: one pass per query+candidate pair (Qwen3-Reranker's prompt)
   cross_encoder  (d) sentence-transformers CrossEncoder on the same checkpoint
@@ -58,18 +59,43 @@ def case_reuse_budget(args: argparse.Namespace) -> dict[str, Any]:
     return reuse(args, budget=args.doc_tokens)
 
 
-def case_bare_forward(args: argparse.Namespace) -> dict[str, Any]:
+def case_reuse_scaling(args: argparse.Namespace) -> dict[str, Any]:
+    """Overheads, measured where process-to-process noise cannot hide them: one process, rounds interleaved."""
+    import statistics
+    import time
+
     import torch
 
-    model = load(args, cache=False)
-    prompt = model.listwise_prompt(QUERY, passages(args.n))
+    model = load(args)
+    docs = passages(args.n)  # passages(100) is a prefix of these: the same 20 documents open both prompts
+    model.embed_documents(docs)
+    prompt = model.listwise_prompt(f"{QUERY} (0)", docs)
     ids = torch.tensor([model.tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=model.device)
+    queries = iter(range(1, 10**6))  # a new query each rerank: its prompt is never a cache hit
 
-    def run() -> None:
+    def bare() -> None:
         with torch.inference_mode():
             model.model(input_ids=ids, use_cache=False)
 
-    return {**timed(run, repeat=args.repeat), "prompt_tokens": int(ids.shape[1])}
+    cases = {
+        "bare_forward": bare,
+        "reuse_100": lambda: model.rerank(f"{QUERY} ({next(queries)})", docs[:100]),
+        f"reuse_{args.n}": lambda: model.rerank(f"{QUERY} ({next(queries)})", docs),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for round_ in range(args.repeat + 1):  # round 0 warms up
+        for name, run in cases.items():
+            start = time.perf_counter()
+            run()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "median_s": medians,
+        "reuse_100_vs_bare": medians["reuse_100"] / medians["bare_forward"],
+        "reuse_n_vs_100": medians[f"reuse_{args.n}"] / medians["reuse_100"],
+        "runs": args.repeat,
+    }
 
 
 def case_no_reuse(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,7 +138,7 @@ def case_cross_encoder(args: argparse.Namespace) -> dict[str, Any]:
 CASES = {
     "reuse": case_reuse,
     "reuse_budget": case_reuse_budget,
-    "bare_forward": case_bare_forward,
+    "reuse_scaling": case_reuse_scaling,
     "no_reuse": case_no_reuse,
     "pointwise": case_pointwise,
     "cross_encoder": case_cross_encoder,

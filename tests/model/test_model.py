@@ -286,3 +286,17 @@ def test_shared_model_loads_once_per_settings(tiny_path):
     assert shared_model(str(tiny_path)) is first
     assert shared_model(tiny_path, max_length=128) is not first
     assert shared_model(tiny_path, max_length=128).max_length == 128
+
+
+def test_int8_quantization_agrees_with_float32(tiny_path, tiny_model):
+    int8 = E2RankModel.from_pretrained(tiny_path, quantize="int8")
+    assert int8.dtype == "int8"
+    assert int8.fingerprint != tiny_model.fingerprint  # int8 vectors never come out of a float32 cache entry
+    layers = {name: type(m) for name, m in int8.model.named_modules() if name.endswith("_proj")}
+    quantized = torch.ao.nn.quantized.dynamic.Linear
+    assert {kind for name, kind in layers.items() if name.endswith("o_proj")} == {torch.nn.Linear}
+    assert {kind for name, kind in layers.items() if not name.endswith("o_proj")} == {quantized}
+    texts = [f"Document {i} about topic {i % 5}. " + "words " * (3 * i) for i in range(12)]
+    cosine = np.sum(int8.embed_documents(texts) * tiny_model.embed_documents(texts), axis=1)
+    assert cosine.min() > 0.95, cosine
+    assert sorted(r.index for r in int8.rerank("topic 3", texts)) == list(range(12))
