@@ -331,9 +331,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
 
     def load() -> Any:
-        return load_model(
-            args.model, device=args.device, dtype=args.dtype, cache=args.cache, max_batch_tokens=args.max_batch_tokens
-        )
+        # --max-batch-tokens bounds what the server merges from queued requests; the model then cuts that into
+        # forward passes of its own device-dependent size (1k tokens on a CPU, where 16k-token passes are slower).
+        return load_model(args.model, device=args.device, dtype=args.dtype, cache=args.cache)
 
     return serve(load, settings, host=args.host, port=args.port, log_level=args.log_level)
 
@@ -395,7 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--port", type=int, default=8000)
     serve_p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or $E2RANK_API_KEY)")
     serve_p.add_argument("--model-id", default=None, help="model name shown to clients (default: --model)")
-    serve_p.add_argument("--max-batch-tokens", type=int, default=16384, help="tokens per micro-batch")
+    serve_p.add_argument(
+        "--max-batch-tokens", type=int, default=16384, help="tokens of queued requests merged into one micro-batch"
+    )
     serve_p.add_argument("--max-client-batch-size", type=int, default=1024, help="texts per request (more: 413)")
     serve_p.add_argument("--max-concurrent-requests", type=int, default=512, help="in flight (more: 429)")
     serve_p.add_argument("--payload-limit-mb", type=float, default=16.0, help="largest body in MiB (more: 413)")
