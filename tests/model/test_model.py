@@ -119,6 +119,25 @@ def test_rerank_after_indexing_embeds_only_the_prompt(fresh_model):
     assert sorted(r.index for r in results) == list(range(len(DOCS)))
 
 
+def test_rerank_tokenizes_its_prompt_once(fresh_model, monkeypatch):
+    fresh_model.embed_documents(DOCS)
+    expected = fresh_model.rerank("topic 3", DOCS)
+    real, calls = fresh_model.tokenizer, []
+
+    class Counting:
+        def __call__(self, texts, **kwargs):
+            calls.append(list(texts))
+            return real(texts, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(fresh_model, "tokenizer", Counting())
+    assert fresh_model.rerank("topic 4", DOCS) != expected
+    # The prompt is measured against the token budget, then embedded from the same ids.
+    assert len(calls) == 1 and len(calls[0]) == 1 and "topic 4" in calls[0][0]
+
+
 def test_queries_and_documents_do_not_share_cache_entries(fresh_model):
     fresh_model.embed_documents(["hello"])
     fresh_model.embed_queries(["hello"])
