@@ -121,15 +121,18 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def matmul_flops(seconds: float = 2.0, size: int = 2048) -> float:
-    """The float32 matmul FLOP/s torch reaches on this machine (the roofline for dense layers)."""
+def matmul_flops(seconds: float = 2.0, size: int = 2048, device: str = "cpu", dtype: str = "float32") -> float:
+    """The matmul FLOP/s torch reaches on this device and dtype (the roofline for dense layers)."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = (torch.randn(size, size, device=device, dtype=getattr(torch, dtype)) for _ in range(2))
+    sync = torch.cuda.synchronize if a.is_cuda else (lambda: None)
     torch.mm(a, b)
+    sync()
     runs, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         torch.mm(a, b)
+        sync()
         runs += 1
     return 2 * size**3 * runs / (time.perf_counter() - start)
 

@@ -6,7 +6,7 @@ Cases, all on the same checkpoint and texts:
   st            sentence-transformers loading the same checkpoint, last-token pooling, normalised
   readme        the authors' README code: pad to the longest of each batch, in input order
   int8_quality  agreement of int8 with float32: embedding cosine, top-10 overlap after rerank
-  roofline      the float32 matmul FLOP/s torch reaches here, and the model's FLOPs per token
+  roofline      the matmul FLOP/s torch reaches here (float32 on CPU, --dtype on GPU), the FLOPs per token
 """
 
 from __future__ import annotations
@@ -129,7 +129,10 @@ def case_roofline(args: argparse.Namespace) -> dict[str, Any]:
     q, kv = config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim
     per_layer = d * q + 2 * d * kv + q * d + 3 * d * f  # dense weights a token passes through
     return {
-        "matmul_flops": matmul_flops(),
+        # a GPU needs big products to reach its peak; a CPU reaches it at 2048
+        "matmul_flops": matmul_flops(device=args.device, dtype=args.dtype, size=8192)
+        if args.device and args.device.startswith("cuda")
+        else matmul_flops(),
         "flops_per_token": 2 * per_layer * config.num_hidden_layers,  # plus attention, small at these lengths
     }
 

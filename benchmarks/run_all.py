@@ -1,8 +1,9 @@
 """Run every benchmark, one case per process, and write the results, the plots and the README tables.
 
-    python benchmarks/run_all.py --quick     # about 15 minutes on a 2-core CPU
+    python benchmarks/run_all.py --quick     # about 13 minutes on a 2-core CPU
     python benchmarks/run_all.py             # the full grid (slower)
-    python benchmarks/run_all.py --device cuda   # the GPU rows (bfloat16) on a CUDA machine
+    python benchmarks/run_all.py --device cuda   # the GPU rows (bfloat16, all 28 layers) on a CUDA machine
+    python benchmarks/run_all.py --device cuda --render   # plot and README tables again from the saved JSON
 
 Every figure is a ratio against a baseline measured in the same run on the same machine; absolute times are
 context. Results go to benchmarks/results/{quick,full,gpu}.json and .png, and the tables into README.md between
@@ -16,6 +17,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,16 @@ from _common import RESULTS, ROOT, machine
 HERE = Path(__file__).resolve().parent
 README = ROOT / "README.md"
 
+# repeat: timed runs per rerank case (their median); embed_repeat: per throughput case; requests_per_client: the
+# server load is that many requests per client (at least 8).
 GRIDS = {
-    "quick": {"layers": 2, "reuse_n": [20, 100], "scaling_n": 1000, "baseline_n": [20, 100], "repeat": 2, "texts": 128,
-              "clients": [1, 32]},
+    "quick": {"layers": 2, "reuse_n": [20, 100], "scaling_n": 1000, "baseline_n": [20, 100], "repeat": 3,
+              "embed_repeat": 2, "texts": 96, "clients": [1, 32], "requests_per_client": 1},
     "full": {"layers": 4, "reuse_n": [20, 100, 500], "scaling_n": 1000, "baseline_n": [20, 100, 500, 1000], "repeat": 3,
-             "texts": 256, "clients": [1, 8, 32, 64]},
+             "embed_repeat": 3, "texts": 256, "clients": [1, 8, 32, 64], "requests_per_client": 2},
+    # The whole 28-layer model: a GPU runs it in milliseconds, so more repeats and texts steady the medians.
+    "gpu": {"layers": 28, "reuse_n": [20, 100, 500], "scaling_n": 1000, "baseline_n": [20, 100, 500, 1000],
+            "repeat": 10, "embed_repeat": 10, "texts": 1024, "clients": [32, 1, 64, 8], "requests_per_client": 2},
 }  # fmt: skip
 
 
@@ -47,10 +55,15 @@ def run_case(script: str, case: str, *args: Any) -> dict[str, Any]:
     return result
 
 
-def measure(grid: dict[str, Any], device: str | None) -> dict[str, Any]:
-    layers, repeat = grid["layers"], grid["repeat"]
-    extra = ["--device", device, "--dtype", "bfloat16"] if device and device.startswith("cuda") else []
-    rerank: dict[str, dict[int, Any]] = {}
+def _gpu_args(device: str | None) -> list[str]:
+    return ["--device", device, "--dtype", "bfloat16"] if device and device.startswith("cuda") else []
+
+
+Cases = Iterator[tuple[tuple[Any, ...], Callable[[], dict[str, Any]]]]  # (where in the section, how to measure)
+
+
+def measure_rerank(grid: dict[str, Any], device: str | None) -> Cases:
+    layers, repeat, extra = grid["layers"], grid["repeat"], _gpu_args(device)
     for case, sizes in [
         ("reuse", grid["reuse_n"]),
         ("reuse_scaling", [grid["scaling_n"]]),
@@ -59,22 +72,32 @@ def measure(grid: dict[str, Any], device: str | None) -> dict[str, Any]:
         ("pointwise", grid["baseline_n"]),
         ("cross_encoder", grid["baseline_n"]),
     ]:
-        rerank[case] = {
-            n: run_case("rerank_latency.py", case, "--n", n, "--layers", layers, "--repeat", repeat, *extra)
-            for n in sizes
-        }
-    cases = ["ours", "st", "readme"] + ([] if extra else ["ours_int8", "int8_quality", "roofline"])  # int8: CPU only
-    sizes = ["--texts", grid["texts"], "--layers", layers, "--repeat", repeat]
-    embed = {case: run_case("embed_throughput.py", case, *sizes, *extra) for case in cases}
-    server: dict[str, Any] = {"inprocess": run_case("server_load.py", "inprocess", "--layers", layers)}
-    for scenario in ("embed", "rerank"):
-        for clients in grid["clients"]:
+        for n in sizes:
+            args = ["--n", n, "--layers", layers, "--repeat", repeat, *extra]
+            yield (case, n), partial(run_case, "rerank_latency.py", case, *args)
+
+
+def measure_embed(grid: dict[str, Any], device: str | None) -> Cases:
+    extra = _gpu_args(device)
+    int8 = [] if extra else ["ours_int8", "int8_quality"]  # int8 is a CPU option
+    sizes = ["--texts", grid["texts"], "--layers", grid["layers"], "--repeat", grid["embed_repeat"], *extra]
+    for case in ["ours", "st", "readme", *int8, "roofline"]:
+        yield (case,), partial(run_case, "embed_throughput.py", case, *sizes)
+
+
+def measure_server(grid: dict[str, Any], device: str | None) -> Cases:
+    layers, per_client = grid["layers"], grid["requests_per_client"]
+    yield ("inprocess",), partial(run_case, "server_load.py", "inprocess", "--layers", layers)
+    for clients in grid["clients"]:  # in the grid's order: the rows that matter most first
+        for scenario in ("embed", "rerank"):
             for batching in ("off", "on"):
-                server[f"{scenario}/{clients}/{batching}"] = run_case(
-                    "server_load.py", "load", "--scenario", scenario, "--clients", clients, "--batching", batching,
-                    "--layers", layers,
+                yield (f"{scenario}/{clients}/{batching}",), partial(
+                    run_case, "server_load.py", "load", "--scenario", scenario, "--clients", clients,
+                    "--batching", batching, "--layers", layers, "--requests", max(8, per_client * clients),
                 )  # fmt: skip
-    return {"rerank": rerank, "embed": embed, "server": server}
+
+
+SECTIONS = {"rerank": measure_rerank, "embed": measure_embed, "server": measure_server}
 
 
 def _case(rerank: dict[str, Any], case: str, n: int) -> dict[str, Any]:
@@ -140,6 +163,11 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     summary["budget_x"] = ratio(a.get(100), budget)
     # The overhead targets come from one process with interleaved rounds: separate processes differ by more.
     summary["bare_overhead"] = scaling.get("reuse_100_vs_bare")
+    medians = scaling.get("median_s", {})
+    if "tokenize_prompt" in medians:  # what (a) adds to the forward pass besides the tokenizer
+        summary["bare_overhead_tokenized"] = (medians["reuse_100"] - medians["tokenize_prompt"]) / medians[
+            "bare_forward"
+        ]
     summary["big_vs_100"] = scaling.get("reuse_n_vs_100")
     e = summary["embed"]
     targets = {
@@ -161,6 +189,15 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _cell(result: dict[str, Any]) -> str | None:
+    """What a table cell says instead of numbers: the case was not run, or failed."""
+    return "not run" if not result else ("failed" if "error" in result else None)
+
+
+def _time(seconds: float | None) -> str:
+    return "n/a" if seconds is None else (f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s")
+
+
 def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
@@ -168,9 +205,12 @@ def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
 def markdown(results: dict[str, Any], summary: dict[str, Any], mode: str) -> str:
     m = results["machine"]
     rerank = results["rerank"]
-    hardware = f"{m['gpu']} (bfloat16)" if "gpu" in m else f"{m['cpu']}, {m['cores']} cores (float32)"
+    gpu = "gpu" in m
+    dtype = "bfloat16" if gpu else "float32"
+    hardware = f"{m['gpu']} ({dtype})" if gpu else f"{m['cpu']}, {m['cores']} cores ({dtype})"
     lines = [
-        f"Measured by `python benchmarks/run_all.py{' --quick' if mode == 'quick' else ''}` on {hardware}, torch "
+        f"Measured by `python benchmarks/run_all.py{ {'quick': ' --quick', 'gpu': ' --device cuda'}.get(mode, '') }` "
+        f"on {hardware}, torch "
         f"{m['torch']}, transformers {m.get('transformers')}, a random-weight checkpoint of the real "
         f"E2Rank-0.6B shape with {results['grid']['layers']} of its 28 layers (the cost per layer is the real one; "
         f"weights do not change it). {results['date']}.",
@@ -185,20 +225,24 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], mode: str) -> str
         "|---:|---:|---:|---:|---:|---:|",
     ]
     scaling = next(iter(rerank["reuse_scaling"].values()), {})
+    tokenize_s = scaling.get("median_s", {}).get("tokenize_prompt")
+    tokenize_ms = None if tokenize_s is None else tokenize_s * 1000
     for n, row in summary["rerank"].items():
         rss = (_case(rerank, "reuse", n) or scaling).get("peak_rss_mb")
-        cells = [f"{_fmt(row['reuse_s'])} s"]
+        cells = [_time(row["reuse_s"])]
         for case, x in (("no_reuse", "no_reuse_x"), ("pointwise", "pointwise_x"), ("cross_encoder", "cross_encoder_x")):
             r = _case(rerank, case, n)
-            cells.append("not run" if not r else f"{_fmt(_s(r))} s ({_fmt(row[x], '.1f', 'x')})")
+            cells.append(_cell(r) or f"{_time(_s(r))} ({_fmt(row[x], '.1f', 'x')})")
         lines.append(f"| {n} | {' | '.join(cells)} | {_fmt(rss, '.0f')} MiB |")
     lines += [
         "",
-        f"(a) costs {_fmt(summary['bare_overhead'], '.3f', 'x')} one bare forward pass of the same prompt; "
-        f"(a) at the largest N costs {_fmt(summary['big_vs_100'], '.2f', 'x')} (a) at N=100. A prompt budget of "
-        f"128 tokens per prompt document makes (a) {_fmt(summary['budget_x'], '.2f', 'x')} faster at N=100.",
+        f"(a) costs {_fmt(summary['bare_overhead'], '.3f', 'x')} one bare forward pass of the same prompt's token ids "
+        f"(tokenizing the prompt takes {_fmt(tokenize_ms, '.1f', ' ms')} of it; the rest of (a) costs "
+        f"{_fmt(summary.get('bare_overhead_tokenized'), '.3f', 'x')} the bare pass); (a) at the largest N costs "
+        f"{_fmt(summary['big_vs_100'], '.2f', 'x')} (a) at N=100. With a prompt budget of 128 tokens per prompt "
+        f"document, (a) at N=100 runs {_fmt(summary['budget_x'], '.2f', 'x')} as fast.",
         "",
-        "**Embedding throughput** on 128-256 texts of very different lengths (batch 32):",
+        f"**Embedding throughput** on {results['grid']['texts']} texts of very different lengths (batch 32):",
         "",
         "| implementation | tokens/s | vs ours | peak RSS |",
         "|---|---:|---:|---:|",
@@ -212,17 +256,21 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], mode: str) -> str
         "ours_int8": 'E2RankModel, `quantize="int8"`',
     }
     for case, label in labels.items():
+        if gpu and case == "ours_int8":  # int8 is a CPU option
+            continue
         tps = e["tokens_per_s"][case]
         versus = None if not tps or not ours else tps / ours
         rss = results["embed"].get(case, {}).get("peak_rss_mb")
         lines.append(f"| {label} | {_fmt(tps, '.0f')} | {_fmt(versus, '.2f', 'x')} | {_fmt(rss, '.0f')} MiB |")
     q = e["int8_quality"]
+    int8 = (
+        f" int8 agreement with float32: embedding cosine min {_fmt(q.get('cosine_min'), '.4f')} (mean "
+        f"{_fmt(q.get('cosine_mean'), '.4f')}), top-10 overlap after rerank {_fmt(q.get('top10_overlap_mean'), '.2f')}."
+    )
     lines += [
         "",
-        f"Ours reaches {_fmt((e['efficiency'] or 0) * 100, '.0f', '%')} of this machine's float32 matmul roofline "
-        f"(model FLOPs per token x tokens/s over the FLOP/s `torch.mm` reaches here). int8 agreement with float32: "
-        f"embedding cosine min {_fmt(q.get('cosine_min'), '.4f')} (mean {_fmt(q.get('cosine_mean'), '.4f')}), "
-        f"top-10 overlap after rerank {_fmt(q.get('top10_overlap_mean'), '.2f')}.",
+        f"Ours reaches {_fmt((e['efficiency'] or 0) * 100, '.0f', '%')} of this machine's {dtype} matmul roofline "
+        f"(model FLOPs per token x tokens/s over the FLOP/s `torch.mm` reaches here).{'' if gpu else int8}",
         "",
         "**Server** (`e2rank serve` on a real port, httpx clients; embed: 32 new texts per request, so the cache "
         "never answers; rerank: 100 indexed candidates and a new query per request, so each request embeds its "
@@ -238,11 +286,7 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], mode: str) -> str
         cells = []
         for batching in ("off", "on"):
             r = server.get(f"{key}/{batching}", {})
-            cells.append(
-                "failed"
-                if "requests_per_s" not in r
-                else f"{r['requests_per_s']:.2f}/s, {r['p50_s']:.2f} s, {r['p99_s']:.2f} s"
-            )
+            cells.append(_cell(r) or f"{r['requests_per_s']:.2f}/s, {_time(r['p50_s'])}, {_time(r['p99_s'])}")
         rss = server.get(f"{key}/on", {}).get("server_peak_rss_mb")
         lines.append(
             f"| {scenario} | {clients} | {cells[0]} | {cells[1]} | {_fmt(x, '.2f', 'x')} | {_fmt(rss, '.0f')} MiB |"
@@ -258,6 +302,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], mode: str) -> str
         "|---|---:|:---:|",
     ]
     for name, t in summary["targets"].items():
+        if gpu and "int8" in name:
+            continue
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "no")
         lines.append(f"| {name} | {_fmt(t['value'], '.3f')} | {met} |")
     return "\n".join(lines)
@@ -280,7 +326,8 @@ def plot(results: dict[str, Any], summary: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("candidates N")
     ax.set_ylabel("rerank latency (s)")
-    ax.set_title(f"Rerank latency, E2Rank-0.6B shape ({results['grid']['layers']}/28 layers), CPU")
+    where = results["machine"].get("gpu", "CPU")
+    ax.set_title(f"Rerank latency, E2Rank-0.6B shape ({results['grid']['layers']}/28 layers), {where}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -299,26 +346,52 @@ def write_readme(section: str, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the quick grid (about 15 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="the quick grid (about 13 minutes on 2 cores)")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README tables")
-    parser.add_argument("--device", default=None, help="cuda for the GPU rows (bfloat16); default: the CPU")
+    parser.add_argument("--device", default=None, help="cuda for the GPU rows (bfloat16, whole model); default: CPU")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="which to measure; the others are kept from "
+                        "the saved results (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--only", default="", help="measure only the cases whose key starts with one of these "
+                        "(e.g. reuse,embed/32), keeping the others from the saved results")  # fmt: skip
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the JSON and plot (%(default)s)")
+    parser.add_argument("--render", action="store_true", help="measure nothing: redo plot and README from the JSON")
     args = parser.parse_args()
-    grid = GRIDS["quick" if args.quick else "full"]
     gpu = bool(args.device and args.device.startswith("cuda"))
     mode = "gpu" if gpu else ("quick" if args.quick else "full")
+    grid = GRIDS[mode]
+    sections = [] if args.render else args.sections.split(",")
+    if unknown := set(sections) - set(SECTIONS):
+        parser.error(f"--sections: unknown {sorted(unknown)}; choose from {list(SECTIONS)}")
+    path = args.results / f"{mode}.json"
+    partial_run = set(sections) < set(SECTIONS) or bool(args.only)
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() and partial_run else {}
+    args.results.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results: dict[str, Any] = {"mode": mode, "grid": grid, "machine": machine(), "date": time.strftime("%Y-%m-%d")}
-    results.update(measure(grid, args.device))
+    if sections:
+        results.update(mode=mode, grid=grid, machine=machine(), date=time.strftime("%Y-%m-%d"))
+    only = args.only.split(",") if args.only else []
+    for section in sections:
+        results[section] = results.get(section, {}) if only else {}
+        for keys, measure in SECTIONS[section](grid, args.device):
+            if only and not any("/".join(map(str, keys)).startswith(prefix) for prefix in only):
+                continue
+            node = results[section]
+            for key in keys[:-1]:
+                node = node.setdefault(str(key), {})  # str: the keys JSON gives back, so a merge replaces
+            node[str(keys[-1])] = measure()
+            path.write_text(json.dumps(results, indent=2, default=str) + "\n")  # a run cut short keeps its cases
+    if missing := [section for section in SECTIONS if section not in results]:
+        raise SystemExit(f"{path} has no {missing} results yet: run with --sections {','.join(missing)}")
     results["summary"] = summary = summarize(results)
-    results["wall_s"] = round(time.perf_counter() - started, 1)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{mode}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    plot(results, summary, RESULTS / f"rerank_latency_{mode}.png")
+    if sections:
+        results["wall_s"] = round(time.perf_counter() - started, 1)
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    plot(results, summary, args.results / f"rerank_latency_{mode}.png")
     table = markdown(results, summary, mode)
     print("\n" + table)
     if not args.no_readme:
         write_readme("gpu" if gpu else "cpu", table)
-    print(f"\nwrote {RESULTS / f'{mode}.json'} in {results['wall_s']:.0f} s")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

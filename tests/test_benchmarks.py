@@ -36,7 +36,7 @@ def results() -> dict:
                 }  # fmt: skip
     return {
         "machine": {"cpu": "test cpu", "cores": 2, "torch": "2.13", "transformers": "5"},
-        "grid": {"layers": 2},
+        "grid": {"layers": 2, "texts": 128},
         "date": "2026-11-27",
         "rerank": {
             "reuse": {20: t(1.0), 100: t(1.0)},
@@ -88,10 +88,27 @@ def test_markdown_tables(run_all, results):
     text = run_all.markdown(results, summary, "quick")
     assert "`python benchmarks/run_all.py --quick`" in text
     assert "| 100 | 1.00 s | 4.00 s (4.0x) | 5.00 s (5.0x) | 6.00 s (6.0x) | 1000 MiB |" in text
-    assert "| 20 | 1.00 s | 2.00 s (2.0x) | 2.50 s (2.5x) | n/a s (n/a) | 1000 MiB |" in text
+    assert "| 20 | 1.00 s | 2.00 s (2.0x) | 2.50 s (2.5x) | failed | 1000 MiB |" in text
     assert "| 1000 | 1.10 s | not run | not run | not run | 1200 MiB |" in text
     assert "| embed | 32 | 1.00/s, 1.05 s, 2.00 s | 2.50/s, 1.05 s, 2.00 s | 2.50x | 900 MiB |" in text
     assert "| (a) >= 4x faster than (c) at N=100 | 5.000 | yes |" in text
+    assert "int8 agreement with float32: embedding cosine min 0.9950" in text
+
+
+def test_gpu_tables_in_milliseconds_without_int8(run_all, results):
+    results["machine"]["gpu"] = "NVIDIA H200"
+    results["rerank"]["reuse"] = {20: t(0.035), 100: t(0.035)}
+    scaling = results["rerank"]["reuse_scaling"]["1000"]
+    scaling["median_s"] = {"tokenize_prompt": 0.01, "bare_forward": 0.03, "reuse_100": 0.04, "reuse_1000": 0.05}
+    del results["server"]["rerank/1/on"]
+    summary = run_all.summarize(results)
+    assert summary["bare_overhead_tokenized"] == pytest.approx(1.0)  # (0.04 - 0.01) / 0.03
+    text = run_all.markdown(results, summary, "gpu")
+    assert "`python benchmarks/run_all.py --device cuda` on NVIDIA H200 (bfloat16)" in text
+    assert "| 100 | 35.0 ms | 4.00 s (114.3x) |" in text
+    assert "tokenizing the prompt takes 10.0 ms of it; the rest of (a) costs 1.000x the bare pass" in text
+    assert "| rerank | 1 | 1.00/s, 1.05 s, 2.00 s | not run | n/a | n/a MiB |" in text
+    assert "int8" not in text  # a CPU option: neither its row nor its targets
 
 
 def test_readme_has_the_markers(run_all):
