@@ -333,7 +333,10 @@ def run_serve(args: argparse.Namespace) -> int:
     def load() -> Any:
         # --max-batch-tokens bounds what the server merges from queued requests; the model then cuts that into
         # forward passes of its own device-dependent size (1k tokens on a CPU, where 16k-token passes are slower).
-        return load_model(args.model, device=args.device, dtype=args.dtype, cache=args.cache)
+        # batch_size: no cap on texts per pass (each has a token); 32 ran merged 32-text embeds one pass apiece.
+        return load_model(
+            args.model, device=args.device, dtype=args.dtype, cache=args.cache, batch_size=args.max_batch_tokens
+        )
 
     return serve(load, settings, host=args.host, port=args.port, log_level=args.log_level)
 

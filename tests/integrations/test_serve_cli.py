@@ -64,6 +64,22 @@ def test_serve_drains_on_sigterm(tiny_path):
             process.wait()
 
 
+def test_serve_cuts_forward_passes_by_tokens_not_texts(tiny_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Bearer from-env"}
+    process = start("--model", str(tiny_path), "--port", str(port), "--log-level", "warning")
+    try:
+        wait_until(lambda: _health(url) == 200, "e2rank serve never became ready")
+        before = httpx.get(url + "/stats", headers=auth).json()["batches"]
+        texts = [f"short text {i}" for i in range(64)]  # a few hundred tokens: one pass, not two of 32 texts
+        assert httpx.post(url + "/v1/embeddings", json={"input": texts}, headers=auth).status_code == 200
+        assert httpx.get(url + "/stats", headers=auth).json()["batches"] == before + 1
+    finally:
+        process.kill()
+        process.wait()
+
+
 def _health(url: str) -> int | None:
     try:
         return httpx.get(url + "/health", timeout=5).status_code
