@@ -9,7 +9,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .cache import EmbeddingCache, LRUCache, SQLiteCache
+from .cache import EmbeddingCache, LRUCache, SQLiteCache, TieredCache
+from .errors import (
+    E2RankAPIError,
+    E2RankCompatibilityError,
+    E2RankConnectionError,
+    E2RankError,
+    E2RankTimeoutError,
+)
 from .prompts import PromptFormat
 from .types import AsyncBackend, Backend, RankResult
 
@@ -23,13 +30,19 @@ __all__ = [
     "AsyncBackend",
     "AsyncE2RankClient",
     "Backend",
+    "E2RankAPIError",
     "E2RankClient",
+    "E2RankCompatibilityError",
+    "E2RankConnectionError",
+    "E2RankError",
     "E2RankModel",
+    "E2RankTimeoutError",
     "EmbeddingCache",
     "LRUCache",
     "PromptFormat",
     "RankResult",
     "SQLiteCache",
+    "TieredCache",
     "__version__",
 ]
 

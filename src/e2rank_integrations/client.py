@@ -10,7 +10,8 @@ a generator of HTTP calls, which the sync client runs with ``httpx.Client`` and 
   wrap as a literal), scores by cosine, and caches embeddings itself. With ``tokenizer=`` it sends token ids, so
   a server that strips whitespace cannot change the prompt; without, it checks once and warns if it does.
 
-Exceptions (all under :class:`E2RankError`):
+Exceptions (all under :class:`E2RankError`, defined in :mod:`e2rank_integrations.errors` and importable from the
+package root without httpx):
 
 - :class:`E2RankAPIError`: the server answered with an error status (``status_code``, ``message``, ``type``,
   ``code``), after the retries for 429 and 503 were spent;
@@ -40,6 +41,7 @@ import numpy.typing as npt
 
 from ._optional import require
 from .cache import CacheSpec, cache_key, make_cache
+from .errors import E2RankAPIError, E2RankConnectionError, E2RankError, E2RankTimeoutError
 from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts
 from .scoring import as_embeddings, check_positive_int, check_top_n, listwise_steps, normalize
 from .types import Embeddings, RankResult
@@ -62,40 +64,6 @@ T = TypeVar("T")
 _RETRY_STATUSES = frozenset({429, 503})
 _OPENAI_BATCH = 256  # texts per request in openai mode (those servers publish no limit we could read)
 _PROBE = "E2Rank whitespace probe"
-
-
-class E2RankError(Exception):
-    """Base of every error the clients raise."""
-
-
-class E2RankAPIError(E2RankError):
-    """The server answered with an error status.
-
-    Attributes:
-        status_code: The HTTP status.
-        message: The server's message (it names the field at fault for 400/422).
-        type: The error type (``invalid_request_error``, ``rate_limit_error``...), when the server sent one.
-        code: The server's machine-readable code, when it sent one.
-        request_id: The ``X-Request-Id`` of the failed request.
-    """
-
-    def __init__(
-        self, status_code: int, message: str, type: str | None = None, code: str | None = None, request_id: str = ""
-    ) -> None:
-        super().__init__(f"HTTP {status_code}: {message}")
-        self.status_code = status_code
-        self.message = message
-        self.type = type
-        self.code = code
-        self.request_id = request_id
-
-
-class E2RankConnectionError(E2RankError):
-    """The server could not be reached (refused, reset, DNS...), after the retries."""
-
-
-class E2RankTimeoutError(E2RankConnectionError):
-    """The server did not answer within the timeout."""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,16 @@ pytest.importorskip("httpx")  # the client extra
 
 import httpx
 
-from e2rank_integrations import AsyncBackend, AsyncE2RankClient, Backend, E2RankClient
-from e2rank_integrations.client import E2RankAPIError, E2RankConnectionError, E2RankError, E2RankTimeoutError
+from e2rank_integrations import (
+    AsyncBackend,
+    AsyncE2RankClient,
+    Backend,
+    E2RankAPIError,
+    E2RankClient,
+    E2RankConnectionError,
+    E2RankError,
+    E2RankTimeoutError,
+)
 from e2rank_integrations.types import is_async_backend
 
 from .conftest import API_KEY

@@ -9,15 +9,29 @@ def test_public_names():
         "AsyncBackend",
         "AsyncE2RankClient",
         "Backend",
+        "E2RankAPIError",
         "E2RankClient",
+        "E2RankCompatibilityError",
+        "E2RankConnectionError",
+        "E2RankError",
         "E2RankModel",
+        "E2RankTimeoutError",
         "EmbeddingCache",
         "LRUCache",
         "PromptFormat",
         "RankResult",
         "SQLiteCache",
+        "TieredCache",
         "__version__",
     ]
+
+
+def test_the_client_errors_need_no_client_extra():
+    # `except E2RankError` must work in an app that never installed httpx.
+    from e2rank_integrations import errors
+
+    assert e2rank_integrations.E2RankTimeoutError is errors.E2RankTimeoutError
+    assert issubclass(errors.E2RankCompatibilityError, errors.E2RankError)
 
 
 def test_import_needs_no_torch_and_no_framework():
@@ -25,7 +39,7 @@ def test_import_needs_no_torch_and_no_framework():
         """
         import sys
         import e2rank_integrations
-        from e2rank_integrations import prompts, scoring, cache, types
+        from e2rank_integrations import prompts, scoring, cache, types, errors
         heavy = {"torch", "transformers", "langchain_core", "llama_index", "chromadb", "fastapi", "httpx"}
         print(sorted(heavy & set(sys.modules)))
         """
