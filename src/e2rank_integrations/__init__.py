@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .cache import EmbeddingCache, LRUCache, SQLiteCache, TieredCache
+from .context import PackedContext, pack_context
 from .errors import (
     E2RankAPIError,
     E2RankCompatibilityError,
@@ -39,11 +40,13 @@ __all__ = [
     "E2RankTimeoutError",
     "EmbeddingCache",
     "LRUCache",
+    "PackedContext",
     "PromptFormat",
     "RankResult",
     "SQLiteCache",
     "TieredCache",
     "__version__",
+    "pack_context",
 ]
 
 _LAZY = {

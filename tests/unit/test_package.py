@@ -18,11 +18,13 @@ def test_public_names():
         "E2RankTimeoutError",
         "EmbeddingCache",
         "LRUCache",
+        "PackedContext",
         "PromptFormat",
         "RankResult",
         "SQLiteCache",
         "TieredCache",
         "__version__",
+        "pack_context",
     ]
 
 
@@ -39,7 +41,7 @@ def test_import_needs_no_torch_and_no_framework():
         """
         import sys
         import e2rank_integrations
-        from e2rank_integrations import prompts, scoring, cache, types, errors
+        from e2rank_integrations import prompts, scoring, cache, types, errors, context
         heavy = {"torch", "transformers", "langchain_core", "llama_index", "chromadb", "fastapi", "httpx"}
         print(sorted(heavy & set(sys.modules)))
         """

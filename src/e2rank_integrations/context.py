@@ -1,0 +1,419 @@
+"""Pack ranked candidates into a token-budgeted, cited context for an LLM: numpy only, no framework.
+
+An agent's search tool returns text that goes straight into a model's context window, so it must fit a budget,
+say where each passage came from, and not waste tokens on near-copies. :func:`pack_context` does that with the
+vectors the candidates already have (the ones retrieval stored): dropping near-duplicates and diversifying cost
+no forward pass.
+
+Example:
+    >>> packed = pack_context(
+    ...     "capital of France?",
+    ...     ["Paris is the capital of France.", "Paris is the capital of France.", "Lyon is a large city."],
+    ...     max_tokens=50,
+    ...     sources=["a.md", "b.md", "c.md"],
+    ... )
+    >>> print(packed.text)
+    [1] (a.md) Paris is the capital of France.
+    <BLANKLINE>
+    [2] (c.md) Lyon is a large city.
+    >>> [(item.citation, item.index) for item in packed.items], packed.dropped
+    ([(1, 0), (2, 2)], {1: 'duplicate of [1]'})
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .prompts import check_query, check_texts
+from .scoring import as_embeddings, check_positive_int, normalize
+from .types import Embeddings, call_async, check_backend, check_sync_backend
+
+__all__ = [
+    "CUT_MARK",
+    "SEPARATOR",
+    "ContextItem",
+    "PackedContext",
+    "apack_context",
+    "estimate_tokens",
+    "pack_context",
+]
+
+CUT_MARK = " [...]"
+"""Ends a passage that was cut to fit the budget."""
+SEPARATOR = "\n\n"
+"""Between two cited passages."""
+
+TokenCounter = Callable[[str], int]
+
+# One piece per CJK character (about a token each), per run of word characters, per other symbol.
+_PIECES = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|\w+|[^\w\s]")
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free token count: 1.3 per word, 1 per CJK character and per punctuation mark, rounded up.
+
+    BPE tokenizers such as Qwen3's spend about 1.3 tokens on an English word; the estimate leans high, so a budget
+    it allows usually holds for a real tokenizer too. Pass ``count_tokens`` to :func:`pack_context` where the
+    budget must hold exactly.
+
+    Example:
+        >>> estimate_tokens("Paris is the capital of France.")
+        9
+    """
+    words = symbols = 0
+    for piece in _PIECES.findall(text):
+        if len(piece) > 1 or (piece.isascii() and (piece.isalnum() or piece == "_")):
+            words += 1
+        else:
+            symbols += 1  # a CJK character or a punctuation mark
+    return math.ceil(1.3 * words) + symbols
+
+
+@dataclass(frozen=True, slots=True)
+class ContextItem:
+    """One passage of a :class:`PackedContext`.
+
+    Attributes:
+        citation: Its number in the text, ``[citation]``, from 1.
+        index: Its position in the ``documents`` passed to :func:`pack_context`.
+        id: The id given for it (``ids=``), else ``None``.
+        text: The passage as it appears in the context (cut and marked with :data:`CUT_MARK` when ``truncated``).
+        tokens: Tokens of its block in the context, citation marker included.
+        score: Its score (``scores=``), else ``None``.
+        source: Its source (``sources=``), else ``None``.
+        truncated: Whether it was cut to fit the budget.
+    """
+
+    citation: int
+    index: int
+    id: str | None
+    text: str
+    tokens: int
+    score: float | None = None
+    source: str | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PackedContext:
+    """Passages that fit a token budget, as one prompt-ready string with numbered citations.
+
+    Attributes:
+        text: ``[1] (source) passage``, a blank line, ``[2] ...``; within the budget (``""`` when nothing fits).
+        items: The passages in ``text``, in citation order.
+        tokens: Tokens of ``text``, as counted by the counter used.
+        max_tokens: The budget.
+        dropped: Position in the input -> why it is not in ``text``: ``"duplicate of [n]"``,
+            ``"max_per_source"`` or ``"budget"``.
+    """
+
+    text: str
+    items: list[ContextItem]
+    tokens: int
+    max_tokens: int
+    dropped: dict[int, str]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def pack_context(
+    query: str,
+    documents: Sequence[str],
+    *,
+    max_tokens: int,
+    backend: Any = None,
+    doc_embeddings: npt.ArrayLike | None = None,
+    count_tokens: TokenCounter | None = None,
+    dedup_threshold: float | None = 0.95,
+    max_per_source: int | None = None,
+    diversity: float = 0.0,
+    sources: Sequence[str | None] | None = None,
+    ids: Sequence[str | None] | None = None,
+    scores: Sequence[float] | None = None,
+) -> PackedContext:
+    """Keep the best candidates that fit ``max_tokens``, dropping near-duplicates, numbered for citation.
+
+    Candidates are taken best first, as given (already ranked, e.g. by a rerank). Each is skipped when its
+    vector's cosine to a passage already kept is at least ``dedup_threshold``, or when its source already has
+    ``max_per_source`` passages. The first passage that does not fit what is left of the budget is cut at a word
+    boundary, marked with :data:`CUT_MARK`, and packing stops there. The budget counts the whole ``text``:
+    citation markers, sources and separators included.
+
+    Vectors come from ``doc_embeddings``, else from ``backend.embed_documents``, which answers from its cache when
+    the candidates were indexed with that backend: no forward pass. With neither, only exact duplicates (equal
+    after collapsing whitespace) are dropped.
+
+    Args:
+        query: The query the candidates were ranked for (non-empty); with ``diversity`` and no ``scores``, the
+            backend embeds it to score relevance.
+        documents: Candidate texts, best first.
+        max_tokens: The budget for ``text`` (>= 1).
+        backend: A sync Backend (``E2RankModel``, ``E2RankClient``; use :func:`apack_context` for async ones): it
+            gives the vectors and, where it has a tokenizer (``count_tokens``), the token counts.
+        doc_embeddings: The candidates' stored vectors, one row each.
+        count_tokens: ``text -> tokens``; default: the backend's tokenizer, else :func:`estimate_tokens`.
+        dedup_threshold: Cosine at or above which a candidate duplicates a kept passage; ``None`` keeps all.
+        max_per_source: Most passages from one source (needs ``sources``).
+        diversity: 0 keeps the given order. Above 0, passages are picked by maximal marginal relevance,
+            ``(1 - diversity) * relevance - diversity * (max cosine to the passages kept)``: more ground covered per
+            token, at the price of passing over better-ranked passages that repeat a kept one. Relevance is
+            ``scores``, else the cosine to the query (with a backend), else the given order.
+        sources: Where each candidate comes from (a file, a URL): shown after its citation number.
+        ids: An id per candidate, carried into :attr:`ContextItem.id`.
+        scores: A score per candidate (its rerank score, say), carried into :attr:`ContextItem.score`.
+
+    Returns:
+        A :class:`PackedContext`.
+
+    Raises:
+        ValueError: ``max_tokens`` < 1, ``diversity`` outside 0..1, ``sources``/``ids``/``scores`` or
+            ``doc_embeddings`` not one per document, ``max_per_source`` without ``sources``.
+    """
+    plan = _Plan(
+        query,
+        documents,
+        max_tokens,
+        count_tokens or _backend_counter(backend),
+        dedup_threshold,
+        max_per_source,
+        diversity,
+        sources,
+        ids,
+        scores,
+    )
+    if backend is not None:
+        backend = check_sync_backend(backend, "apack_context")
+    vectors = None if doc_embeddings is None else as_embeddings(doc_embeddings, len(plan.docs))
+    if vectors is None and backend is not None and plan.wants_vectors:
+        vectors = normalize(backend.embed_documents(plan.docs))
+    query_vector = None
+    if backend is not None and plan.wants_query_vector(vectors):
+        query_vector = backend.embed_queries([plan.query])[0]
+    return plan.pack(vectors, query_vector)
+
+
+async def apack_context(
+    query: str,
+    documents: Sequence[str],
+    *,
+    max_tokens: int,
+    backend: Any = None,
+    doc_embeddings: npt.ArrayLike | None = None,
+    count_tokens: TokenCounter | None = None,
+    dedup_threshold: float | None = 0.95,
+    max_per_source: int | None = None,
+    diversity: float = 0.0,
+    sources: Sequence[str | None] | None = None,
+    ids: Sequence[str | None] | None = None,
+    scores: Sequence[float] | None = None,
+) -> PackedContext:
+    """:func:`pack_context` for async code, with the same arguments.
+
+    An async backend (``AsyncE2RankClient``) is awaited and a sync one runs in a worker thread, so the event loop
+    stays free.
+    """
+    plan = _Plan(
+        query,
+        documents,
+        max_tokens,
+        count_tokens or _backend_counter(backend),
+        dedup_threshold,
+        max_per_source,
+        diversity,
+        sources,
+        ids,
+        scores,
+    )
+    if backend is not None:
+        check_backend(backend)
+    vectors = None if doc_embeddings is None else as_embeddings(doc_embeddings, len(plan.docs))
+    if vectors is None and backend is not None and plan.wants_vectors:
+        vectors = normalize(await call_async(backend, "embed_documents", plan.docs))
+    query_vector = None
+    if backend is not None and plan.wants_query_vector(vectors):
+        query_vector = (await call_async(backend, "embed_queries", [plan.query]))[0]
+    return plan.pack(vectors, query_vector)
+
+
+def _backend_counter(backend: Any) -> TokenCounter | None:
+    """The backend's own token count (``E2RankModel.count_tokens``), where it has a sync one."""
+    count = getattr(backend, "count_tokens", None)
+    if not callable(count) or inspect.iscoroutinefunction(count):
+        return None
+    return lambda text: int(count([text])[0])
+
+
+def _aligned(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:
+    """``values`` as a list of ``n`` (``None`` -> ``n`` Nones), or a ``ValueError`` naming ``name``."""
+    if values is None:
+        return [None] * n
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a list with one entry per document, not a single string")
+    items = list(values)
+    if len(items) != n:
+        raise ValueError(f"{name} must have one entry per document: {len(items)} for {n} documents")
+    return items
+
+
+class _Plan:
+    """Checked arguments of one packing, and the packing itself (shared by the sync and async entry points)."""
+
+    def __init__(
+        self,
+        query: str,
+        documents: Sequence[str],
+        max_tokens: int,
+        count_tokens: TokenCounter | None,
+        dedup_threshold: float | None,
+        max_per_source: int | None,
+        diversity: float,
+        sources: Sequence[str | None] | None,
+        ids: Sequence[str | None] | None,
+        scores: Sequence[float] | None,
+    ) -> None:
+        self.query = check_query(query)
+        self.docs = check_texts(documents, "documents")
+        self.max_tokens = check_positive_int(max_tokens, "max_tokens")
+        if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
+            raise ValueError(f"diversity must be a number from 0 to 1, got {diversity!r}")
+        if dedup_threshold is not None and not -1 <= dedup_threshold <= 1:
+            raise ValueError(f"dedup_threshold must be a cosine from -1 to 1 (or None), got {dedup_threshold!r}")
+        if max_per_source is not None:
+            check_positive_int(max_per_source, "max_per_source")
+            if sources is None:
+                raise ValueError("max_per_source needs sources=, one per document")
+        n = len(self.docs)
+        self.count = count_tokens or estimate_tokens
+        self.dedup_threshold = dedup_threshold
+        self.max_per_source = max_per_source
+        self.diversity = float(diversity)
+        self.sources = _aligned(sources, n, "sources")
+        self.ids = _aligned(ids, n, "ids")
+        self.scores = _aligned(scores, n, "scores")
+        if scores is not None and not all(isinstance(s, (int, float, np.number)) for s in self.scores):
+            raise TypeError("scores must be numbers")
+
+    @property
+    def wants_vectors(self) -> bool:
+        return bool(self.docs) and (self.dedup_threshold is not None or self.diversity > 0)
+
+    def wants_query_vector(self, vectors: Embeddings | None) -> bool:
+        return self.diversity > 0 and self.scores[:1] == [None] and vectors is not None
+
+    def pack(self, vectors: Embeddings | None, query_vector: npt.ArrayLike | None) -> PackedContext:
+        n = len(self.docs)
+        relevance: npt.NDArray[np.float64] | None = None
+        if self.diversity > 0:
+            if vectors is None:
+                raise ValueError("diversity needs the candidates' vectors: pass doc_embeddings= or backend=")
+            if self.scores[:1] != [None]:
+                relevance = np.asarray(self.scores, dtype=np.float64)
+            elif query_vector is not None:
+                relevance = (vectors @ normalize(query_vector).reshape(-1)).astype(np.float64)
+            else:  # neither scores nor a backend: the given order is all that is known of relevance
+                relevance = 1.0 - np.arange(n, dtype=np.float64) / max(n, 1)
+        items: list[ContextItem] = []
+        dropped: dict[int, str] = {}
+        kept_keys: dict[str, int] = {}  # collapsed text -> citation, when there are no vectors
+        per_source: dict[Any, int] = {}
+        text, used = "", 0
+        similarity = np.full(n, -np.inf)  # max cosine of each candidate to the passages kept
+        remaining = list(range(n))
+        while remaining:
+            if relevance is None:
+                i = remaining.pop(0)
+            else:
+                mmr = (1 - self.diversity) * relevance[remaining] - self.diversity * np.maximum(
+                    similarity[remaining], 0.0
+                )
+                i = remaining.pop(int(np.argmax(mmr)))
+            duplicate = self._duplicate_of(i, vectors, similarity, kept_keys, items)
+            if duplicate is not None:
+                dropped[i] = f"duplicate of [{duplicate}]"
+                continue
+            source = self.sources[i]
+            if self.max_per_source is not None and per_source.get(source, 0) >= self.max_per_source:
+                dropped[i] = "max_per_source"
+                continue
+            citation = len(items) + 1
+            passage, truncated = self.docs[i], False
+            candidate = self._join(text, citation, source, passage)
+            tokens = self.count(candidate)
+            if tokens > self.max_tokens:
+                cut = self._cut(text, citation, source, passage)
+                if cut is None:
+                    dropped[i] = "budget"
+                    dropped.update(dict.fromkeys(remaining, "budget"))
+                    break
+                passage, candidate, tokens, truncated = (*cut, True)
+            score = self.scores[i]
+            items.append(
+                ContextItem(
+                    citation=citation,
+                    index=i,
+                    id=self.ids[i],
+                    text=passage,
+                    tokens=tokens - used,
+                    score=None if score is None else float(score),
+                    source=source,
+                    truncated=truncated,
+                )
+            )
+            text, used = candidate, tokens
+            per_source[source] = per_source.get(source, 0) + 1
+            if vectors is not None:
+                np.maximum(similarity, vectors @ vectors[i], out=similarity)
+            else:
+                kept_keys.setdefault(" ".join(self.docs[i].split()), citation)
+            if truncated:
+                dropped.update(dict.fromkeys(remaining, "budget"))
+                break
+        return PackedContext(text=text, items=items, tokens=used, max_tokens=self.max_tokens, dropped=dropped)
+
+    def _duplicate_of(
+        self,
+        i: int,
+        vectors: Embeddings | None,
+        similarity: npt.NDArray[np.float64],
+        kept_keys: dict[str, int],
+        items: list[ContextItem],
+    ) -> int | None:
+        """The citation of the kept passage that candidate ``i`` duplicates, or ``None``."""
+        if self.dedup_threshold is None or not items:
+            return None
+        if vectors is None:
+            return kept_keys.get(" ".join(self.docs[i].split()))
+        if similarity[i] < self.dedup_threshold:
+            return None
+        kept = np.array([item.index for item in items])
+        return items[int(np.argmax(vectors[kept] @ vectors[i]))].citation
+
+    @staticmethod
+    def _join(text: str, citation: int, source: str | None, passage: str) -> str:
+        block = f"[{citation}] ({source}) {passage}" if source is not None else f"[{citation}] {passage}"
+        return f"{text}{SEPARATOR}{block}" if text else block
+
+    def _cut(self, text: str, citation: int, source: str | None, passage: str) -> tuple[str, str, int] | None:
+        """The longest word prefix of ``passage`` that fits, marked as cut: (passage, new text, its tokens)."""
+        ends = [m.end() for m in re.finditer(r"\S+", passage)]
+        best = None
+        low, high = 1, len(ends)  # binary search on the number of words kept
+        while low <= high:
+            middle = (low + high) // 2
+            cut = passage[: ends[middle - 1]] + CUT_MARK
+            candidate = self._join(text, citation, source, cut)
+            tokens = self.count(candidate)
+            if tokens <= self.max_tokens:
+                best, low = (cut, candidate, tokens), middle + 1
+            else:
+                high = middle - 1
+        return best
