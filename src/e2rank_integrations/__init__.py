@@ -15,6 +15,7 @@ from .errors import (
     E2RankCompatibilityError,
     E2RankConnectionError,
     E2RankError,
+    E2RankIndexError,
     E2RankTimeoutError,
 )
 from .prompts import PromptFormat
@@ -35,6 +36,7 @@ __all__ = [
     "E2RankCompatibilityError",
     "E2RankConnectionError",
     "E2RankError",
+    "E2RankIndexError",
     "E2RankModel",
     "E2RankTimeoutError",
     "EmbeddingCache",
