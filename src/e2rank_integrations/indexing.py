@@ -654,7 +654,8 @@ class RayEmbedder:
         return {
             "id": np.array([r.id for r in records], dtype=object),
             "text": np.array([r.text for r in records], dtype=object),
-            "metadata": np.array([None if r.metadata is None else json.dumps(r.metadata) for r in records], object),
+            # "" for none: a column of nulls would come back from Ray as floats
+            "metadata": np.array(["" if r.metadata is None else json.dumps(r.metadata) for r in records], object),
             "vector": vectors.reshape(len(records), self.model.dimension),
             "tokens": spread,
             "fingerprint": np.array([self.model.fingerprint] * len(records), dtype=object),
@@ -714,7 +715,7 @@ def index_corpus_ray(
     kwargs.setdefault("device", "cuda" if gpus_per_actor else "cpu")
     kwargs.setdefault("show_progress", False)
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     show = _show(show_progress)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # one bar: ours, with texts/s and tokens/s
@@ -743,7 +744,7 @@ def index_corpus_ray(
                 store.bind({"model": model, "fingerprint": fingerprint, "dimension": batch["vector"].shape[1]})
                 bound = True
             records = [
-                Record(str(i), str(t), None if m is None else json.loads(m), f"record with id {i!r}")
+                Record(str(i), str(t), json.loads(m) if m else None, f"record with id {i!r}")
                 for i, t, m in zip(batch["id"], batch["text"], batch["metadata"])
             ]
             keep = [n for n, r in enumerate(records) if job.admit(r)]
