@@ -685,8 +685,8 @@ def index_corpus_ray(
     (1024 float32), so one driver keeps up with many GPUs.
 
     Args:
-        input_path: A JSON lines or Parquet file, or a directory of them, readable from every node (a shared
-            filesystem or object storage for a cluster).
+        input_path: A JSON lines or Parquet file, or a directory of them, at the same path on the driver and on
+            every node (a shared filesystem, for a cluster).
         store: Where the vectors go.
         model: Hub id or local directory each actor loads (from every node).
         model_kwargs: Passed to ``E2RankModel.from_pretrained`` in each actor (``device``, ``dtype``...).
@@ -739,6 +739,8 @@ def index_corpus_ray(
     bound = False
     try:
         for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+            if not len(batch["id"]):  # every row of the block was already present
+                continue
             if not bound:
                 fingerprint = str(batch["fingerprint"][0])
                 store.bind({"model": model, "fingerprint": fingerprint, "dimension": batch["vector"].shape[1]})
@@ -837,7 +839,7 @@ def run_index(args: argparse.Namespace, out: TextIO, load_model: Callable[..., A
                 args.input, store, model, fields=fields, batch_size=args.batch_size, show_progress=show
             )
     except KeyboardInterrupt:
-        print("e2rank index: interrupted; every part written is complete: rerun the same command to go on", file=out)
+        sys.stderr.write("e2rank index: interrupted; what was written is complete: rerun the same command to go on\n")
         return 130
     finally:
         for close in stop:

@@ -296,15 +296,16 @@ def start_index(argv: list[str]) -> subprocess.Popen:
     )
 
 
-def kill_when(process: subprocess.Popen, condition, limit: float = 300.0) -> None:
+def kill_when(process: subprocess.Popen, condition, limit: float = 300.0, how: int = signal.SIGKILL) -> str:
     deadline = time.monotonic() + limit
     while not condition():
         assert process.poll() is None, f"the job ended before it could be killed: {process.communicate()}"
         assert time.monotonic() < deadline, "the job wrote nothing in time"
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    assert process.returncode == -signal.SIGKILL
+    process.send_signal(how)
+    _, err = process.communicate()
+    assert process.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 130), err
+    return err
 
 
 def test_parquet_job_killed_part_way_then_rerun_has_every_id_once(tiny_path, tiny_model, tmp_path, capsys):
@@ -326,7 +327,7 @@ def test_parquet_job_killed_part_way_then_rerun_has_every_id_once(tiny_path, tin
     assert_vectors(stored, dict(zip([r["id"] for r in rows], tiny_model.embed_documents(texts))))
 
 
-def test_chroma_server_job_killed_part_way_then_rerun_has_every_id(tiny_path, tiny_model, tmp_path, capsys):
+def test_chroma_server_job_interrupted_part_way_then_rerun_has_every_id(tiny_path, tiny_model, tmp_path, capsys):
     from .serving import chroma_server
 
     rows = corpus_rows(300)
@@ -341,7 +342,8 @@ def test_chroma_server_job_killed_part_way_then_rerun_has_every_id(tiny_path, ti
             except Exception:  # not created yet
                 return False
 
-        kill_when(start_index([*argv, "--batch-size", "4"]), some_written)
+        err = kill_when(start_index([*argv, "--batch-size", "4"]), some_written, how=signal.SIGINT)  # Ctrl-C
+        assert "interrupted; what was written is complete: rerun the same command" in err
         written = client.get_collection("docs").count()
         assert 0 < written < len(rows)
         assert main(["index", *argv, "--no-progress"]) == 0
