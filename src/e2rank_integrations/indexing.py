@@ -763,17 +763,15 @@ def index_corpus_ray(
     return job.finish()
 
 
-def _ray_user_error(exc: BaseException) -> BaseException | None:
-    """The E2RankIndexError an actor raised, out of Ray's wrappers (it then names the file and the record)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, E2RankIndexError):
-            return current
-        cause = getattr(current, "cause", None)
-        current = cause if isinstance(cause, BaseException) else (current.__cause__ or current.__context__)
-    return None
+def _ray_user_error(exc: BaseException) -> E2RankIndexError | None:
+    """The E2RankIndexError an actor raised (it names the file and the record), out of Ray's wrappers.
+
+    Ray Data re-raises a user error as ``RayTaskError(UserCodeException)`` whose text holds the actor's traceback;
+    the original exception object does not cross back, so its message is read from that text.
+    """
+    marker = f"{E2RankIndexError.__name__}: "
+    lines = [line for line in str(exc).splitlines() if marker in line]
+    return E2RankIndexError(lines[-1].split(marker, 1)[1].strip()) if lines else None
 
 
 # ---------------------------------------------------------------------------- e2rank index
