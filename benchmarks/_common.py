@@ -137,6 +137,17 @@ def matmul_flops(seconds: float = 2.0, size: int = 2048, device: str = "cpu", dt
     return 2 * size**3 * runs / (time.perf_counter() - start)
 
 
+def flops_per_token(path: Any) -> int:
+    """Dense-layer FLOPs one token costs in a forward pass of the checkpoint at `path` (attention scores excluded)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    d, f = config.hidden_size, config.intermediate_size
+    q, kv = config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim
+    per_layer = d * q + 2 * d * kv + q * d + 3 * d * f  # dense weights a token passes through
+    return int(2 * per_layer * config.num_hidden_layers)
+
+
 def case_main(cases: dict[str, Callable[[argparse.Namespace], dict[str, Any]]], add_args: Callable[..., None]) -> None:
     """Command line of a benchmark script: run one case and print its result as JSON."""
     parser = argparse.ArgumentParser()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from _common import case_main, checkpoint, matmul_flops, mixed_texts, passages, timed
+from _common import case_main, checkpoint, flops_per_token, matmul_flops, mixed_texts, passages, timed
 
 EOS = "<|endoftext|>"
 
@@ -122,18 +122,12 @@ def case_int8_quality(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def case_roofline(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(checkpoint(args.layers))
-    d, f = config.hidden_size, config.intermediate_size
-    q, kv = config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim
-    per_layer = d * q + 2 * d * kv + q * d + 3 * d * f  # dense weights a token passes through
     return {
         # a GPU needs big products to reach its peak; a CPU reaches it at 2048
         "matmul_flops": matmul_flops(device=args.device, dtype=args.dtype, size=8192)
         if args.device and args.device.startswith("cuda")
         else matmul_flops(),
-        "flops_per_token": 2 * per_layer * config.num_hidden_layers,  # plus attention, small at these lengths
+        "flops_per_token": flops_per_token(checkpoint(args.layers)),  # plus attention, small at these lengths
     }
 
 

@@ -16,6 +16,7 @@ from .errors import (
     E2RankCompatibilityError,
     E2RankConnectionError,
     E2RankError,
+    E2RankIndexError,
     E2RankTimeoutError,
 )
 from .prompts import PromptFormat
@@ -36,6 +37,7 @@ __all__ = [
     "E2RankCompatibilityError",
     "E2RankConnectionError",
     "E2RankError",
+    "E2RankIndexError",
     "E2RankModel",
     "E2RankTimeoutError",
     "EmbeddingCache",

@@ -33,7 +33,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Space  # noqa: E402
 from chromadb.api.types import Embeddings as ChromaEmbeddings  # noqa: E402
 from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
 
-__all__ = ["ChromaHit", "E2RankChromaRetriever", "E2RankEmbeddingFunction", "rerank_query_result"]
+__all__ = ["ChromaHit", "E2RankChromaRetriever", "E2RankEmbeddingFunction", "check_collection", "rerank_query_result"]
 
 # What a stored configuration holds. The source keys say which model embedded the collection's vectors.
 _SOURCE_KEYS = ("model_name_or_path", "max_length", "prompts", "server_url", "api_key_env")
@@ -198,6 +198,25 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def __repr__(self) -> str:
         return f"E2RankEmbeddingFunction({self.backend!r}, instruction={self.instruction!r})"
+
+
+def check_collection(collection: Any, function: E2RankEmbeddingFunction) -> None:
+    """Refuse to add ``function``'s vectors to ``collection`` unless it was made with the same model and settings.
+
+    Chroma's ``get_or_create_collection`` returns an existing collection as it is, whatever function is passed, so a
+    writer calls this before adding vectors: mixing two models' vectors in one collection would silently break search.
+
+    Raises:
+        ValueError: The collection was created without an E2Rank function, or with another model, server, encoding
+            or query instruction (the message names what differs).
+    """
+    stored = collection.configuration_json.get("embedding_function") or {}
+    if stored.get("name") != function.name():
+        raise ValueError(
+            f"collection {collection.name!r} was not created with E2RankEmbeddingFunction "
+            f"(its function: {stored.get('name')!r}); index into another collection"
+        )
+    function.validate_config_update(stored.get("config") or {}, function.get_config())
 
 
 @dataclass(frozen=True)

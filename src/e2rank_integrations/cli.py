@@ -410,7 +410,89 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
     serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add_index_parser(sub)
     return parser
+
+
+def add_index_parser(sub: Any) -> None:
+    """The ``e2rank index`` subcommand's options (its logic lives in :mod:`e2rank_integrations.indexing`)."""
+    index_p = sub.add_parser(
+        "index",
+        help="embed a large corpus (JSON lines or Parquet) into Chroma or Parquet, resumably",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Embed every record of a corpus with embed_documents and write it to a Chroma collection or to Parquet part
+files. Streams the input; a rerun skips the ids already written, so a killed job resumes where it stopped.
+Embeds in this process (--model), through running `e2rank serve` servers (--server-url), or on Ray (--ray).
+
+Extras: model (local embedding), chroma (--collection), parquet (Parquet input or --output), client
+(--server-url), ray (--ray; includes pyarrow). For example: pip install 'e2rank-integrations[model,parquet]'
+
+example:
+  e2rank index --model Alibaba-NLP/E2Rank-0.6B --input corpus.jsonl --output vectors.parquet
+  e2rank index --input corpus.parquet --chroma-dir ./db --collection docs --server-url http://gpu1:8000,http://gpu2:8000
+  e2rank index --input corpus.parquet --output vectors.parquet --ray --ray-address auto --actors 8 --gpus-per-actor 1
+""",
+    )
+    source = index_p.add_argument_group("input")
+    source.add_argument(
+        "--input",
+        required=True,
+        help="a .jsonl, .jsonl.gz, .ndjson or .parquet file, or a directory of them (required)",
+    )
+    source.add_argument("--id-field", default="id", help="field holding each record's unique id (default: id)")
+    source.add_argument("--text-field", default="text", help="field holding the text to embed (default: text)")
+    source.add_argument(
+        "--title-field", default=None, help="optional field embedded before the text as 'title text' (default: none)"
+    )
+    source.add_argument(
+        "--metadata-fields", default=None, help="comma-separated fields stored as metadata (default: none)"
+    )
+    target = index_p.add_argument_group("output (one of --output or --collection)")
+    target.add_argument("--output", default=None, help="Parquet output: a directory of part files (default: none)")
+    target.add_argument("--collection", default=None, help="Chroma collection to create or extend (default: none)")
+    target.add_argument("--chroma-dir", default=None, help="embedded Chroma database directory (default: none)")
+    target.add_argument(
+        "--chroma-host", default=None, help="host of a Chroma server, instead of --chroma-dir (default: none)"
+    )
+    target.add_argument("--chroma-port", type=int, default=8000, help="port of the Chroma server (default: 8000)")
+    embedding = index_p.add_argument_group("embedding")
+    embedding.add_argument(
+        "--model",
+        default=default_model(),
+        help=f"hub id, local directory, or '{TINY_RANDOM}' (default: $E2RANK_MODEL or Alibaba-NLP/E2Rank-0.6B)",
+    )
+    embedding.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available)")
+    embedding.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: bf16 on GPU)")
+    embedding.add_argument(
+        "--batch-size", type=int, default=1024, help="texts embedded and written together (default: 1024)"
+    )
+    embedding.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        help="tokens per forward pass, padding included (default: the model's, 16384 on GPU, 1024 on CPU)",
+    )
+    embedding.add_argument("--cache", default=None, help="SQLite embedding cache file to fill (default: no cache)")
+    embedding.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown on a terminal)")
+    servers = index_p.add_argument_group("servers (extra: client)")
+    servers.add_argument(
+        "--server-url",
+        default=None,
+        help="comma-separated `e2rank serve` URLs, used round-robin; API key from $E2RANK_API_KEY (default: none)",
+    )
+    servers.add_argument(
+        "--concurrency", type=int, default=None, help="batches in flight with --server-url (default: 2 per server)"
+    )
+    servers.add_argument("--timeout", type=float, default=300.0, help="seconds per server request (default: 300)")
+    ray_g = index_p.add_argument_group("Ray (extra: ray)")
+    ray_g.add_argument("--ray", action="store_true", help="embed on Ray Data with an actor pool (default: off)")
+    ray_g.add_argument(
+        "--ray-address", default=None, help="Ray cluster address, e.g. auto (default: start a local Ray)"
+    )
+    ray_g.add_argument("--actors", type=int, default=1, help="model actors: one per GPU, or N on CPUs (default: 1)")
+    ray_g.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs each actor reserves (default: 0)")
+    ray_g.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs each actor reserves (default: 1)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -430,6 +512,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_eval(args, sys.stdout)
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "index":
+            from .errors import E2RankError
+            from .indexing import run_index
+
+            try:
+                return run_index(args, sys.stdout, load_model)
+            except (E2RankError, ValueError, OSError) as exc:
+                raise CLIError(str(exc)) from exc
         return run_rerank(args, sys.stdin, sys.stdout)
     except CLIError as exc:
         print(f"e2rank {args.command}: error: {exc}", file=sys.stderr)

@@ -6,6 +6,8 @@
   in time.
 - :class:`E2RankCompatibilityError`: a remote engine would give inexact results (it changes the texts it embeds),
   so the operation was refused rather than answered wrongly.
+- :class:`E2RankIndexError`: a bulk index job cannot go on: a malformed input record (the message names the file
+  and the line or row) or an output written with another model.
 
 Bad arguments raise ``TypeError``/``ValueError`` as usual, before any work is done.
 """
@@ -17,6 +19,7 @@ __all__ = [
     "E2RankCompatibilityError",
     "E2RankConnectionError",
     "E2RankError",
+    "E2RankIndexError",
     "E2RankTimeoutError",
 ]
 
@@ -65,4 +68,16 @@ class E2RankCompatibilityError(E2RankError):
 
     Raised instead of returning a silently different ranking; the message says what the engine does and what would
     work instead.
+    """
+
+
+class E2RankIndexError(E2RankError, ValueError):
+    """A bulk index job cannot go on; nothing of the bad record was written.
+
+    Raised for a malformed input record (the message names the file and the line or row, and the field) and for an
+    output (a Parquet directory) whose vectors were made by another model or with other encoding settings.
+
+    Example:
+        >>> str(E2RankIndexError("corpus.jsonl line 7: no 'text' field"))
+        "corpus.jsonl line 7: no 'text' field"
     """

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import require
+from .prompts import titled
 from .scoring import rank
 from .types import Backend
 
@@ -53,8 +54,7 @@ def load_corpus(path: str | os.PathLike[str]) -> dict[str, str]:
     for record in _jsonl(path):
         if "_id" not in record or "text" not in record:
             raise ValueError(f"{path}: every line needs '_id' and 'text', got keys {sorted(record)}")
-        title = str(record.get("title") or "").strip()
-        corpus[str(record["_id"])] = f"{title} {record['text']}".strip() if title else str(record["text"])
+        corpus[str(record["_id"])] = titled(str(record.get("title") or ""), str(record["text"]))
     return corpus
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "check_query",
     "check_texts",
     "fair_caps",
+    "titled",
 ]
 
 EOS = "<|endoftext|>"
@@ -139,6 +140,16 @@ def check_texts(texts: object, name: str = "texts") -> list[str]:
         if not isinstance(item, str):
             raise TypeError(f"{name}[{i}] must be a string, got {type(item).__name__}")
     return items
+
+
+def titled(title: str | None, text: str) -> str:
+    """A corpus record's text as embedded: ``"title text"`` (BEIR's convention), or the text alone without a title.
+
+    >>> titled("Beijing", "The capital of China."), titled("", "No title.")
+    ('Beijing The capital of China.', 'No title.')
+    """
+    title = (title or "").strip()
+    return f"{title} {text}".strip() if title else text
 
 
 def fair_caps(lengths: Sequence[int], budget: int) -> list[int]:

@@ -53,3 +53,46 @@ def wait_until(condition: Any, message: str, limit: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(message)
         time.sleep(0.02)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def chroma_server(path: Any) -> Iterator[tuple[str, int]]:
+    """Chroma's own server (`chroma run`, the client-server mode production uses) on a free loopback port."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    port = free_port()
+    process = subprocess.Popen(
+        [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"chroma run exited with status {process.returncode}")
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, "the Chroma server did not start")
+        yield "127.0.0.1", port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

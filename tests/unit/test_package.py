@@ -14,6 +14,7 @@ def test_public_names():
         "E2RankCompatibilityError",
         "E2RankConnectionError",
         "E2RankError",
+        "E2RankIndexError",
         "E2RankModel",
         "E2RankTimeoutError",
         "EmbeddingCache",
@@ -34,6 +35,7 @@ def test_the_client_errors_need_no_client_extra():
 
     assert e2rank_integrations.E2RankTimeoutError is errors.E2RankTimeoutError
     assert issubclass(errors.E2RankCompatibilityError, errors.E2RankError)
+    assert issubclass(errors.E2RankIndexError, errors.E2RankError) and issubclass(errors.E2RankIndexError, ValueError)
 
 
 def test_import_needs_no_torch_and_no_framework():
