@@ -214,23 +214,25 @@ async def test_async_backend_is_awaited(tiny_model):
 async def test_over_the_async_client(server, tiny_model):
     from e2rank_integrations import AsyncE2RankClient
 
-    docs = [d.model_copy(update={"page_content": d.page_content + " (agents)"}) for d in DOCS]  # new to the server
+    # Texts and queries new to the session's server (other tests share it), so its counters show this test's work.
+    docs = [d.model_copy(update={"page_content": d.page_content + " (agents)"}) for d in DOCS]
+    first, second = "Which topic is document seven about, agent?", "What is document 3 about, agent?"
     local = E2RankRetriever(vectorstore=indexed(tiny_model, docs), backend=tiny_model)
     async with AsyncE2RankClient(server.url) as client:
         store = InMemoryVectorStore(E2RankEmbeddings(backend=client))
         await store.aadd_documents(copy.deepcopy(docs))
         retriever = E2RankRetriever(vectorstore=store, backend=client)
         before = await client.stats()
-        got = await retriever.ainvoke(QUERY)
+        got = await retriever.ainvoke(first)
         after = await client.stats()
         assert after["texts_embedded"] - before["texts_embedded"] == 2  # the query and the prompt
         tool = create_e2rank_tool(retriever, max_tokens=120)
-        message = await tool.ainvoke(tool_call({"query": "What is document 3 about?"}))  # a query not seen yet
+        message = await tool.ainvoke(tool_call({"query": second}))
         assert (await client.stats())["texts_embedded"] - after["texts_embedded"] == 2  # packing embedded nothing
-    assert ids(got) == ids(local.invoke(QUERY))
-    np.testing.assert_allclose(scores(got), scores(local.invoke(QUERY)), atol=1e-5)
+    assert ids(got) == ids(local.invoke(first))
+    np.testing.assert_allclose(scores(got), scores(local.invoke(first)), atol=1e-5)
     assert message.content.startswith("[1] (file-") and message.artifact
-    reranked = ids(local.invoke("What is document 3 about?"))
+    reranked = ids(local.invoke(second))
     assert ids(message.artifact) == [i for i in reranked if i in ids(message.artifact)]  # in rerank order
 
 
