@@ -69,6 +69,21 @@ def mixed_texts(n: int, *, seed: int = 0) -> list[str]:
     return out
 
 
+def cache_random_vectors(model: Any, docs: list[str], *, seed: int = 0) -> None:
+    """Put random unit vectors for `docs` in `model`'s cache, as if they had been indexed through it.
+
+    Stored vectors' values do not change what a search or a rerank costs: this saves a CPU run the minutes that
+    embedding 1,000 passages takes, and every later `embed_documents` of them is a cache hit, as after indexing.
+    """
+    import numpy as np
+
+    from e2rank_integrations.cache import cache_key
+
+    vectors = np.random.default_rng(seed).standard_normal((len(docs), model.dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    model.cache.put_many({cache_key(model.fingerprint, model.prompts.document(d)): v for d, v in zip(docs, vectors)})
+
+
 def timed(fn: Callable[[], Any], *, repeat: int, warmup: int = 1) -> dict[str, float]:
     """Median and spread of `repeat` calls after `warmup` calls, in seconds."""
     torch = sys.modules.get("torch")

@@ -13,9 +13,10 @@ Cases (all on the same backbone and the same passages):
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from _common import case_main, checkpoint, passages, timed
+from _common import cache_random_vectors, case_main, checkpoint, passages, timed
 
 QUERY = "Why is it colder in winter than in summer, and what role does the tilt of the Earth play?"
 # Qwen3-Reranker's published prompt format, the pointwise baseline (c).
@@ -64,18 +65,11 @@ def case_reuse_scaling(args: argparse.Namespace) -> dict[str, Any]:
     import statistics
     import time
 
-    import numpy as np
     import torch
-
-    from e2rank_integrations.cache import cache_key
 
     model = load(args)
     docs = passages(args.n)  # passages(100) is a prefix of these: the same 20 documents open both prompts
-    # Stored vectors' values do not change a rerank's cost: store random ones through the cache a real rerank reads,
-    # rather than spend minutes of a CPU run embedding 1,000 passages.
-    vectors = np.random.default_rng(0).standard_normal((len(docs), model.dimension)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    model.cache.put_many({cache_key(model.fingerprint, model.prompts.document(d)): v for d, v in zip(docs, vectors)})
+    cache_random_vectors(model, docs)
     prompt = model.listwise_prompt(f"{QUERY} (0)", docs)
     ids = torch.tensor([model.tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=model.device)
     queries = iter(range(1, 10**6))  # a new query each rerank: its prompt is never a cache hit
@@ -117,20 +111,29 @@ def case_no_reuse(args: argparse.Namespace) -> dict[str, Any]:
     return {**result, "tokens_per_run": model.stats()["tokens_embedded"] // (args.repeat + 1)}
 
 
+def pointwise_scorer(model: Any) -> Callable[[str, Sequence[str]], Any]:
+    """(c) on `model`'s backbone: `score(query, docs)` runs one pass per (query, doc) pair, as Qwen3-Reranker does.
+
+    The score is the last hidden state projected on the tied LM head's "yes" minus "no" rows (Qwen3-Reranker's
+    yes/no logit difference); with random weights the scores mean nothing, but the cost is the real one.
+    """
+    yes, no = model.tokenizer.convert_tokens_to_ids(["yes", "no"])
+    head = model.model.get_input_embeddings().weight  # tied LM head: the "yes" and "no" rows score a pair
+    direction = (head[yes] - head[no]).detach().float().cpu().numpy()
+
+    def score(query: str, docs: Sequence[str]) -> Any:
+        return model.embed_formatted([POINTWISE.format(query=query, doc=d) for d in docs]) @ direction
+
+    return score
+
+
 def case_pointwise(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     model = load(args, cache=False)
     docs = passages(args.n)
-    yes, no = model.tokenizer.convert_tokens_to_ids(["yes", "no"])
-    head = model.model.get_input_embeddings().weight  # tied LM head: the "yes" and "no" rows score a pair
-    direction = (head[yes] - head[no]).detach().float().cpu().numpy()
-
-    def run() -> None:
-        hidden = model.embed_formatted([POINTWISE.format(query=QUERY, doc=d) for d in docs])
-        np.argsort(-(hidden @ direction))
-
-    result = timed(run, repeat=args.repeat)
+    score = pointwise_scorer(model)
+    result = timed(lambda: np.argsort(-score(QUERY, docs)), repeat=args.repeat)
     return {**result, "tokens_per_run": model.stats()["tokens_embedded"] // (args.repeat + 1)}
 
 

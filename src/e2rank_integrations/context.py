@@ -42,6 +42,7 @@ __all__ = [
     "ContextItem",
     "PackedContext",
     "apack_context",
+    "cite",
     "estimate_tokens",
     "pack_context",
 ]
@@ -75,6 +76,30 @@ def estimate_tokens(text: str) -> int:
         else:
             symbols += 1  # a CJK character or a punctuation mark
     return math.ceil(1.3 * words) + symbols
+
+
+def cite(passages: Sequence[str], *, sources: Sequence[str | None] | None = None) -> str:
+    """Every passage, numbered for citation as :func:`pack_context` numbers them, with no budget and no dedup.
+
+    For a tool that returns whatever the retriever kept (its ``top_n``) and leaves the budget to the caller.
+
+    Example:
+        >>> print(cite(["Paris is in France.", "Lyon is too."], sources=["a.md", None]))
+        [1] (a.md) Paris is in France.
+        <BLANKLINE>
+        [2] Lyon is too.
+
+    Raises:
+        ValueError: ``sources`` not one per passage.
+    """
+    texts = check_texts(passages, "passages")
+    blocks = map(_block, range(1, len(texts) + 1), _aligned(sources, len(texts), "sources"), texts)
+    return SEPARATOR.join(blocks)
+
+
+def _block(citation: int, source: str | None, passage: str) -> str:
+    """One cited passage: ``[citation] (source) passage``."""
+    return f"[{citation}] ({source}) {passage}" if source is not None else f"[{citation}] {passage}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +424,7 @@ class _Plan:
 
     @staticmethod
     def _join(text: str, citation: int, source: str | None, passage: str) -> str:
-        block = f"[{citation}] ({source}) {passage}" if source is not None else f"[{citation}] {passage}"
+        block = _block(citation, source, passage)
         return f"{text}{SEPARATOR}{block}" if text else block
 
     def _cut(self, text: str, citation: int, source: str | None, passage: str) -> tuple[str, str, int] | None:

@@ -8,22 +8,44 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
+
+import numpy as np
+import numpy.typing as npt
 
 from ._optional import require
 
 require("langchain_core", extra="langchain")  # a missing extra fails here, with the pip command that installs it
 
-from langchain_core.callbacks import Callbacks  # noqa: E402
+from langchain_core.callbacks import (  # noqa: E402
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+    Callbacks,
+)
 from langchain_core.documents import BaseDocumentCompressor, Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator  # noqa: E402
+from langchain_core.retrievers import BaseRetriever  # noqa: E402
+from langchain_core.tools import BaseTool, StructuredTool  # noqa: E402
+from langchain_core.vectorstores import InMemoryVectorStore, VectorStore  # noqa: E402
+from pydantic import (  # noqa: E402
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from .context import PackedContext, apack_context, cite, pack_context  # noqa: E402
 from .prompts import check_query, check_texts  # noqa: E402
-from .scoring import check_positive_int, check_top_n, select  # noqa: E402
+from .scoring import as_embeddings, check_positive_int, check_top_n, select  # noqa: E402
 from .types import RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
 
-__all__ = ["E2RankEmbeddings", "E2RankRerank"]
+__all__ = ["E2RankEmbeddings", "E2RankRerank", "E2RankRetriever", "create_e2rank_tool"]
 
 _BackendField = Annotated[Any, BeforeValidator(check_backend)]
 """A Backend or AsyncBackend; anything else is refused with a TypeError naming the missing methods."""
@@ -176,19 +198,33 @@ class E2RankRerank(BaseDocumentCompressor):
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
-        backend = check_sync_backend(self.backend, "acompress_documents")
-        docs, texts = self._inputs(documents, query)
-        if not docs:
-            return []
-        return self._outputs(docs, backend.rerank(query, texts, **self._rerank_kwargs()))
+        return self._rerank(documents, query, "acompress_documents")
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
+        return await self._arerank(documents, query)
+
+    def _rerank(
+        self, documents: Sequence[Document], query: str, async_api: str, doc_embeddings: npt.ArrayLike | None = None
+    ) -> list[Document]:
+        """:meth:`compress_documents`, with the candidates' stored vectors where the caller has them."""
+        backend = check_sync_backend(self.backend, async_api)
         docs, texts = self._inputs(documents, query)
         if not docs:
             return []
-        return self._outputs(docs, await call_async(self.backend, "rerank", query, texts, **self._rerank_kwargs()))
+        return self._outputs(docs, backend.rerank(query, texts, doc_embeddings=doc_embeddings, **self._rerank_kwargs()))
+
+    async def _arerank(
+        self, documents: Sequence[Document], query: str, doc_embeddings: npt.ArrayLike | None = None
+    ) -> list[Document]:
+        docs, texts = self._inputs(documents, query)
+        if not docs:
+            return []
+        results = await call_async(
+            self.backend, "rerank", query, texts, doc_embeddings=doc_embeddings, **self._rerank_kwargs()
+        )
+        return self._outputs(docs, results)
 
     def _inputs(self, documents: Sequence[Document], query: str) -> tuple[list[Document], list[str]]:
         """Check the arguments; return the Documents as a list and their texts, in retrieval order."""
@@ -214,3 +250,263 @@ class E2RankRerank(BaseDocumentCompressor):
             docs[r.index].model_copy(update={"metadata": {**deepcopy(docs[r.index].metadata), self.score_key: r.score}})
             for r in kept
         ]
+
+
+class E2RankRetriever(BaseRetriever):
+    """Retrieve and rerank in one call: ``k`` candidates from a vector store or a retriever, the best ``top_n`` out.
+
+    The first stage is ``vectorstore.similarity_search(query, k=k, **search_kwargs)`` (filters pass through
+    ``search_kwargs``), or ``base_retriever``; the second is :class:`E2RankRerank` on ``backend``. Documents come
+    back best first, keeping their ``id``, ``page_content`` and metadata, with the score under
+    ``metadata["relevance_score"]``. ``invoke(query, top_n=3)`` overrides ``top_n`` for one call.
+
+    The rerank embeds one text, the listwise prompt, when the candidates' vectors are at hand: an
+    ``InMemoryVectorStore`` built with :class:`E2RankEmbeddings` hands over its stored vectors, and any store
+    indexed through :class:`E2RankEmbeddings` on the same backend leaves them in the backend's cache. ``ainvoke``
+    awaits an async backend (``AsyncE2RankClient``); ``invoke`` needs a sync one.
+
+    Example:
+        >>> from langchain_core.vectorstores import InMemoryVectorStore
+        >>> from e2rank_integrations.langchain import E2RankEmbeddings, E2RankRetriever
+        >>> embeddings = E2RankEmbeddings.from_pretrained("Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
+        >>> store = InMemoryVectorStore.from_texts(["Paris is in France.", "Rome is in Italy."], embeddings)
+        ... # doctest: +SKIP
+        >>> retriever = E2RankRetriever(vectorstore=store, backend=embeddings.backend, k=50, top_n=5)
+        ... # doctest: +SKIP
+        >>> retriever.invoke("Where is Paris?")[0].metadata["relevance_score"]  # doctest: +SKIP
+        0.62
+    """
+
+    model_config = _CONFIG
+
+    backend: _BackendField
+    """The model that reranks: a local ``E2RankModel``, an ``E2RankClient`` or ``AsyncE2RankClient``."""
+
+    vectorstore: VectorStore | None = None
+    """The first stage, searched with ``similarity_search`` (give this or ``base_retriever``)."""
+
+    base_retriever: BaseRetriever | None = None
+    """The first stage, when it is a retriever rather than a vector store; its first ``k`` results are reranked."""
+
+    k: int = 50
+    """How many candidates the first stage returns for the rerank."""
+
+    top_n: int | None = 5
+    """How many Documents come back, best first (``None``: every candidate)."""
+
+    score_threshold: float | None = Field(default=None, allow_inf_nan=False)
+    """Drop Documents whose rerank score (a cosine) is below this."""
+
+    num_prompt_docs: int = 20
+    """How many leading candidates (in first-stage order) go into the listwise prompt."""
+
+    instruction: str | None = None
+    """Task description opening the listwise prompt; ``None`` keeps the backend's default."""
+
+    search_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """More arguments of ``vectorstore.similarity_search``, such as ``filter`` (``k`` is the field above)."""
+
+    use_stored_embeddings: bool = True
+    """Rerank on the vectors the vector store holds where it returns them (an ``InMemoryVectorStore`` built with
+    :class:`E2RankEmbeddings`), so that not even a cache lookup is needed. Turn off if that store was built with
+    another E2Rank model than ``backend``."""
+
+    @field_validator("k", "num_prompt_docs", mode="before")
+    @classmethod
+    def _check_counts(cls, value: object, info: ValidationInfo) -> int:
+        return check_positive_int(value, str(info.field_name))
+
+    @field_validator("top_n", mode="before")
+    @classmethod
+    def _check_top_n(cls, value: object) -> int | None:
+        return check_top_n(value)
+
+    @model_validator(mode="after")
+    def _check_first_stage(self) -> E2RankRetriever:
+        if (self.vectorstore is None) == (self.base_retriever is None):
+            raise ValueError("give exactly one first stage: vectorstore= or base_retriever=")
+        if self.base_retriever is not None and self.search_kwargs:
+            raise ValueError("search_kwargs apply to vectorstore=; configure base_retriever= itself instead")
+        if "k" in self.search_kwargs:
+            raise ValueError("set the number of candidates with k=, not search_kwargs={'k': ...}")
+        return self
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, top_n: int | None = None
+    ) -> list[Document]:
+        reranker = self._reranker(query, top_n)
+        check_sync_backend(self.backend, "ainvoke")  # before the search, which would fail less clearly
+        if self.vectorstore is not None:
+            candidates = self.vectorstore.similarity_search(query, k=self.k, **self.search_kwargs)
+        else:
+            candidates = self._first_stage().invoke(query, config={"callbacks": run_manager.get_child()})[: self.k]
+        return reranker._rerank(candidates, query, "ainvoke", self._stored_embeddings(candidates))
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, top_n: int | None = None
+    ) -> list[Document]:
+        reranker = self._reranker(query, top_n)
+        if self.vectorstore is not None:
+            candidates = await self.vectorstore.asimilarity_search(query, k=self.k, **self.search_kwargs)
+        else:
+            retrieved = await self._first_stage().ainvoke(query, config={"callbacks": run_manager.get_child()})
+            candidates = retrieved[: self.k]
+        return await reranker._arerank(candidates, query, self._stored_embeddings(candidates))
+
+    def _stored_embeddings(self, documents: Sequence[Document]) -> npt.NDArray[np.float32] | None:
+        """The vector store's stored vectors of ``documents``, one row each, or ``None`` where it has none to give.
+
+        Only an ``InMemoryVectorStore`` built with :class:`E2RankEmbeddings` (and ``use_stored_embeddings``) has
+        them: LangChain's ``VectorStore`` interface returns no vectors, and another embedding model's would not
+        fit. ``None`` costs nothing either after indexing through the same backend: its cache holds the vectors.
+        """
+        store = self.vectorstore
+        if not (
+            self.use_stored_embeddings
+            and isinstance(store, InMemoryVectorStore)
+            and isinstance(store.embeddings, E2RankEmbeddings)
+        ):
+            return None
+        rows = [store.store.get(doc.id, {}).get("vector") if doc.id is not None else None for doc in documents]
+        if not rows or any(row is None for row in rows):
+            return None
+        return as_embeddings(np.asarray(rows, dtype=np.float32), len(rows), name="stored vectors")
+
+    def _reranker(self, query: str, top_n: int | None) -> E2RankRerank:
+        check_query(query)
+        return E2RankRerank(
+            backend=self.backend,
+            top_n=self.top_n if top_n is None else top_n,
+            score_threshold=self.score_threshold,
+            num_prompt_docs=self.num_prompt_docs,
+            instruction=self.instruction,
+        )
+
+    def _first_stage(self) -> BaseRetriever:
+        return cast(BaseRetriever, self.base_retriever)  # the validator allows nothing else without a vectorstore
+
+
+_TOOL_DESCRIPTION = (
+    "Search the knowledge base. Returns up to {limit} passages, most relevant first, each numbered [n] with its "
+    "source in parentheses: cite the passages you use by these numbers. `query`: one self-contained question or "
+    "keyword phrase in natural language (spell out what 'it' or 'that' refers to). `top_n` (optional, 1 to "
+    "{limit}): ask for fewer passages. If the passages do not answer the question, search again with other words."
+)
+_BUDGET_NOTE = " The passages fit in about {max_tokens} tokens; a passage cut to fit ends with [...]."
+_SCORE_KEY = "relevance_score"  # where E2RankRerank puts the score by default
+_NO_RESULTS = "No passages found for this query. Try other words or a broader query."
+
+
+def create_e2rank_tool(
+    retriever: E2RankRetriever,
+    *,
+    name: str = "search",
+    description: str | None = None,
+    max_tokens: int | None = None,
+    source_key: str = "source",
+) -> BaseTool:
+    """An agent tool over an :class:`E2RankRetriever`: passages with numbered citations, and the Documents.
+
+    The tool's ``response_format`` is ``"content_and_artifact"``: the model reads the content, ``[1] (source)
+    passage``, blank line, ``[2] ...``, best first; the application gets the Documents of those citations, in
+    the same order, as the ``ToolMessage``'s ``artifact`` (``artifact[n - 1]`` is passage ``[n]``). With
+    ``max_tokens`` the content is :func:`~e2rank_integrations.context.pack_context`'s: near-duplicates dropped
+    and the passages fitted to the budget (the last one cut and marked ``[...]``), on vectors the backend already
+    holds, so packing embeds nothing. Without it, every Document the retriever returns is cited.
+
+    The arguments are ``query`` (a non-empty string) and an optional ``top_n`` from 1 to the retriever's
+    ``top_n`` (its ``k`` when that is ``None``); anything else, or a missing query, comes back to the model as
+    an error message naming the argument (``status="error"``) rather than raising in the agent loop.
+
+    Args:
+        retriever: The retriever to search with.
+        name: The tool's name, as the model sees it.
+        description: What the model reads to decide when and how to call the tool; the default explains the
+            arguments and the citations.
+        max_tokens: Budget of the content, counted with the backend's tokenizer where it has one.
+        source_key: Metadata key shown as each passage's source (absent: no source shown).
+
+    Example:
+        >>> from langchain.agents import create_agent  # doctest: +SKIP
+        >>> tool = create_e2rank_tool(retriever, max_tokens=1500)  # doctest: +SKIP
+        >>> agent = create_agent(chat_model, [tool])  # doctest: +SKIP
+    """
+    if not isinstance(retriever, E2RankRetriever):
+        raise TypeError(f"retriever must be an E2RankRetriever, got {type(retriever).__name__}")
+    if max_tokens is not None:
+        max_tokens = check_positive_int(max_tokens, "max_tokens")
+    limit = retriever.top_n or retriever.k
+    schema = create_model(
+        "E2RankSearch",
+        __config__=ConfigDict(extra="forbid"),
+        query=(
+            Annotated[str, AfterValidator(check_query)],  # a blank query is an argument error, not a crash
+            Field(description="What to search for: a self-contained question or phrase."),
+        ),
+        top_n=(
+            int | None,
+            Field(default=None, ge=1, le=limit, description=f"How many passages to return, 1 to {limit}."),
+        ),
+    )
+    budget_note = "" if max_tokens is None else _BUDGET_NOTE.format(max_tokens=max_tokens)
+
+    def search(query: str, top_n: int | None = None) -> tuple[str, list[Document]]:
+        docs = retriever.invoke(query, top_n=top_n)
+        if max_tokens is None or not docs:
+            return _cited(docs, source_key), docs
+        packed = pack_context(query, **_pack_arguments(retriever, docs, max_tokens, source_key))
+        return _packed_output(packed, docs)
+
+    async def asearch(query: str, top_n: int | None = None) -> tuple[str, list[Document]]:
+        docs = await retriever.ainvoke(query, top_n=top_n)
+        if max_tokens is None or not docs:
+            return _cited(docs, source_key), docs
+        packed = await apack_context(query, **_pack_arguments(retriever, docs, max_tokens, source_key))
+        return _packed_output(packed, docs)
+
+    return StructuredTool.from_function(
+        func=search,
+        coroutine=asearch,
+        name=name,
+        description=description or _TOOL_DESCRIPTION.format(limit=limit) + budget_note,
+        args_schema=schema,
+        response_format="content_and_artifact",
+        handle_validation_error=_argument_error,
+    )
+
+
+def _sources(docs: Sequence[Document], source_key: str) -> list[str | None]:
+    return [None if doc.metadata.get(source_key) is None else str(doc.metadata[source_key]) for doc in docs]
+
+
+def _cited(docs: Sequence[Document], source_key: str) -> str:
+    if not docs:
+        return _NO_RESULTS
+    return cite([doc.page_content for doc in docs], sources=_sources(docs, source_key))
+
+
+def _pack_arguments(
+    retriever: E2RankRetriever, docs: list[Document], max_tokens: int, source_key: str
+) -> dict[str, Any]:
+    """``pack_context``'s arguments for reranked Documents: their vectors come from the store or the backend."""
+    return {
+        "documents": [doc.page_content for doc in docs],
+        "max_tokens": max_tokens,
+        "backend": retriever.backend,
+        "doc_embeddings": retriever._stored_embeddings(docs),
+        "sources": _sources(docs, source_key),
+        "ids": [doc.id for doc in docs],
+        "scores": [doc.metadata[_SCORE_KEY] for doc in docs],
+    }
+
+
+def _packed_output(packed: PackedContext, docs: list[Document]) -> tuple[str, list[Document]]:
+    """The tool's content and artifact: the packed text, and the Documents it cites in citation order."""
+    text = packed.text or f"The passages found do not fit in the {packed.max_tokens}-token budget."
+    return text, [docs[item.index] for item in packed.items]
+
+
+def _argument_error(error: ValidationError) -> str:
+    """What the model reads when it called the tool with bad arguments: each argument and what was wrong."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in error.errors())
+    return f"Invalid arguments, nothing was searched: {problems}. Call the tool again with valid arguments."

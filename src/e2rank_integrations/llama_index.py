@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._optional import require
+from .context import PackedContext, apack_context, cite, pack_context
 from .prompts import check_query
 from .scoring import check_positive_int, check_top_n, fill_embeddings, missing_rows
 from .types import Embeddings, RankResult, backend_name, call_async, check_backend, check_sync_backend
@@ -19,15 +20,18 @@ from .types import Embeddings, RankResult, backend_name, call_async, check_backe
 # Imported through `require`, so that a missing extra names the pip command that installs it.
 _instrumentation = require("llama_index.core.instrumentation", extra="llama-index")
 
+from llama_index.core.base.base_retriever import BaseRetriever  # noqa: E402
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding  # noqa: E402
 from llama_index.core.bridge.pydantic import Field, field_validator, model_validator  # noqa: E402
 from llama_index.core.callbacks import CBEventType, EventPayload  # noqa: E402
 from llama_index.core.callbacks.base import EventContext  # noqa: E402
+from llama_index.core.indices.base import BaseIndex  # noqa: E402
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent  # noqa: E402
 from llama_index.core.postprocessor.types import BaseNodePostprocessor  # noqa: E402
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle  # noqa: E402
+from llama_index.core.tools import RetrieverTool, ToolMetadata, ToolOutput  # noqa: E402
 
-__all__ = ["E2RankEmbedding", "E2RankRerank"]
+__all__ = ["E2RankEmbedding", "E2RankRerank", "e2rank_retriever_tool"]
 
 _dispatcher = _instrumentation.get_dispatcher(__name__)
 
@@ -282,3 +286,158 @@ def _query(query_bundle: QueryBundle | None) -> str:
 
 def _doc_embeddings(stored: list[Any] | None, computed: Embeddings | None) -> Embeddings | None:
     return fill_embeddings(stored, computed, name="node embeddings") if stored is not None else None
+
+
+_TOOL_DESCRIPTION = (
+    "Searches the knowledge base and returns up to {top_n} passages, the most relevant first, numbered [1], [2], "
+    "... with their source in parentheses; cite what you use by these numbers. Give `input` as one self-contained "
+    "question or keyword phrase (name the subject rather than 'it'). Search again with other words if the "
+    "passages do not answer the question."
+)
+_BUDGET_NOTE = " The passages fit in about {max_tokens} tokens; one cut to fit ends with [...]."
+_NO_RESULTS = "No passages found for this query. Try other words or a broader query."
+
+
+def e2rank_retriever_tool(
+    index_or_retriever: BaseIndex[Any] | BaseRetriever,
+    backend: Any,
+    *,
+    k: int | None = None,
+    top_n: int = 5,
+    name: str = "search",
+    description: str | None = None,
+    max_tokens: int | None = None,
+    source_key: str = "file_name",
+) -> RetrieverTool:
+    """A ``RetrieverTool`` for agents: ``k`` candidates, reranked by :class:`E2RankRerank`, cited passages out.
+
+    The tool takes LlamaIndex's default tool argument, ``input`` (the query, used as given), retrieves, reranks
+    to the best ``top_n`` and returns them as numbered passages, ``[1] (source) text``, blank line, ``[2] ...``
+    (each node's text as LlamaIndex shows it to an LLM). The ``ToolOutput``'s ``raw_output`` holds the cited
+    ``NodeWithScore`` objects in citation order. With ``max_tokens`` the passages are packed by
+    :func:`~e2rank_integrations.context.pack_context`: near-duplicates dropped on the vectors the rerank used
+    (no forward pass after indexing through the same backend) and the text fitted to the budget. Agents call
+    ``acall``, which awaits an async backend; ``call`` needs a sync one.
+
+    Args:
+        index_or_retriever: An index (searched with ``as_retriever(similarity_top_k=k)``) or a retriever, used
+            as it is configured.
+        backend: The model that reranks: ``E2RankModel``, ``E2RankClient`` or ``AsyncE2RankClient``; the one the
+            index was embedded with, so that the rerank embeds only its prompt.
+        k: Candidates retrieved from an index (default 50); for a retriever, set its own ``similarity_top_k``.
+        top_n: Passages returned, best first.
+        name: The tool's name, as the model sees it.
+        description: What the model reads to decide when and how to call the tool.
+        max_tokens: Budget of the returned text, counted with the backend's tokenizer where it has one.
+        source_key: Node metadata key shown as each passage's source (absent: no source shown).
+
+    Example:
+        >>> from llama_index.core.agent.workflow import FunctionAgent  # doctest: +SKIP
+        >>> tool = e2rank_retriever_tool(index, model, k=50, top_n=5, max_tokens=1500)  # doctest: +SKIP
+        >>> agent = FunctionAgent(tools=[tool], llm=llm)  # doctest: +SKIP
+    """
+    if isinstance(index_or_retriever, BaseIndex):
+        retriever = index_or_retriever.as_retriever(similarity_top_k=check_positive_int(50 if k is None else k, "k"))
+    elif isinstance(index_or_retriever, BaseRetriever):
+        if k is not None:
+            raise ValueError("k applies to an index; set the retriever's own similarity_top_k instead")
+        retriever = index_or_retriever
+    else:
+        raise TypeError(
+            f"index_or_retriever must be a LlamaIndex index or retriever, got {type(index_or_retriever).__name__}"
+        )
+    if max_tokens is not None:
+        max_tokens = check_positive_int(max_tokens, "max_tokens")
+    reranker = E2RankRerank(backend=backend, top_n=check_positive_int(top_n, "top_n"))
+    budget_note = "" if max_tokens is None else _BUDGET_NOTE.format(max_tokens=max_tokens)
+    metadata = ToolMetadata(name=name, description=description or _TOOL_DESCRIPTION.format(top_n=top_n) + budget_note)
+    return _E2RankRetrieverTool(
+        retriever, metadata, [reranker], backend=backend, max_tokens=max_tokens, source_key=source_key
+    )
+
+
+class _E2RankRetrieverTool(RetrieverTool):
+    """``RetrieverTool`` with the query passed as given and cited (optionally packed) passages as its content."""
+
+    def __init__(
+        self,
+        retriever: BaseRetriever,
+        metadata: ToolMetadata,
+        node_postprocessors: list[BaseNodePostprocessor],
+        *,
+        backend: Any,
+        max_tokens: int | None,
+        source_key: str,
+    ) -> None:
+        super().__init__(retriever, metadata, node_postprocessors)
+        self._backend = backend
+        self._max_tokens = max_tokens
+        self._source_key = source_key
+
+    def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
+        query = _tool_query(args, kwargs)
+        check_sync_backend(self._backend, "acall (as agents do)")
+        nodes = self._apply_node_postprocessors(self.retriever.retrieve(query), QueryBundle(query))
+        if self._max_tokens is None or not nodes:
+            return self._output(query, nodes, None)
+        vectors = _stored(nodes) or self._backend.embed_documents(_embed_texts(nodes))
+        packed = pack_context(query, _llm_texts(nodes), **self._pack_options(nodes, vectors))
+        return self._output(query, nodes, packed)
+
+    async def acall(self, *args: Any, **kwargs: Any) -> ToolOutput:
+        query = _tool_query(args, kwargs)
+        retrieved = await self.retriever.aretrieve(query)
+        nodes = await self._async_apply_node_postprocessors(retrieved, QueryBundle(query))
+        if self._max_tokens is None or not nodes:
+            return self._output(query, nodes, None)
+        vectors = _stored(nodes) or await call_async(self._backend, "embed_documents", _embed_texts(nodes))
+        packed = await apack_context(query, _llm_texts(nodes), **self._pack_options(nodes, vectors))
+        return self._output(query, nodes, packed)
+
+    def _pack_options(self, nodes: list[NodeWithScore], vectors: Any) -> dict[str, Any]:
+        return {
+            "max_tokens": self._max_tokens,
+            "backend": self._backend,  # its tokenizer counts the budget; the vectors are given
+            "doc_embeddings": vectors,
+            "sources": self._sources(nodes),
+            "ids": [scored.node.node_id for scored in nodes],
+            "scores": [scored.score for scored in nodes],
+        }
+
+    def _sources(self, nodes: list[NodeWithScore]) -> list[str | None]:
+        values = [scored.node.metadata.get(self._source_key) for scored in nodes]
+        return [None if value is None else str(value) for value in values]
+
+    def _output(self, query: str, nodes: list[NodeWithScore], packed: PackedContext | None) -> ToolOutput:
+        if packed is not None:
+            content = packed.text or f"The passages found do not fit in the {packed.max_tokens}-token budget."
+            cited = [nodes[item.index] for item in packed.items]
+        else:
+            content = cite(_llm_texts(nodes), sources=self._sources(nodes)) if nodes else _NO_RESULTS
+            cited = nodes
+        return ToolOutput(
+            content=content, tool_name=self.metadata.get_name(), raw_input={"input": query}, raw_output=cited
+        )
+
+
+def _tool_query(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The query of a tool call: its one positional argument or ``input=``, as given (no "input is ..." prefix)."""
+    if len(args) + len(kwargs) != 1 or (kwargs and "input" not in kwargs):
+        given = [*(repr(a) for a in args), *kwargs]
+        raise ValueError(f"the search tool takes one argument, input (the query); got {', '.join(given) or 'none'}")
+    return check_query(args[0] if args else kwargs["input"], "input")
+
+
+def _llm_texts(nodes: list[NodeWithScore]) -> list[str]:
+    return [scored.node.get_content(metadata_mode=MetadataMode.LLM) for scored in nodes]
+
+
+def _embed_texts(nodes: list[NodeWithScore]) -> list[str]:
+    """The texts the index embedded (and the backend cached), as :class:`E2RankRerank` reranks them."""
+    return [scored.node.get_content(metadata_mode=MetadataMode.EMBED) for scored in nodes]
+
+
+def _stored(nodes: list[NodeWithScore]) -> list[Any] | None:
+    """The nodes' own vectors when every node carries one."""
+    vectors = [scored.node.embedding for scored in nodes]
+    return vectors if all(v is not None for v in vectors) else None

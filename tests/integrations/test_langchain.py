@@ -34,7 +34,7 @@ DOCS = [
 
 
 def test_public_names():
-    assert e2rank_langchain.__all__ == ["E2RankEmbeddings", "E2RankRerank"]
+    assert e2rank_langchain.__all__ == ["E2RankEmbeddings", "E2RankRerank", "E2RankRetriever", "create_e2rank_tool"]
 
 
 def test_import_needs_no_torch():

@@ -1,5 +1,5 @@
-"""LangChain's own standard test suites for E2RankEmbeddings, unmodified: on a local tiny checkpoint, and over
-``E2RankClient`` against a real server hosting one."""
+"""LangChain's own standard test suites, unmodified: for E2RankEmbeddings on a local tiny checkpoint and over
+``E2RankClient`` against a real server hosting one; for E2RankRetriever and the tool of create_e2rank_tool."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import pytest
 
 pytest.importorskip("langchain_tests")
 
-from langchain_tests.integration_tests import EmbeddingsIntegrationTests
-from langchain_tests.unit_tests import EmbeddingsUnitTests
+from langchain_tests.integration_tests import (
+    EmbeddingsIntegrationTests,
+    RetrieversIntegrationTests,
+    ToolsIntegrationTests,
+)
+from langchain_tests.unit_tests import EmbeddingsUnitTests, ToolsUnitTests
 
-from e2rank_integrations.langchain import E2RankEmbeddings
+from e2rank_integrations.langchain import E2RankEmbeddings, E2RankRetriever, create_e2rank_tool
 
 
 class _TinyBackend:
@@ -46,4 +50,66 @@ class TestE2RankEmbeddingsIntegration(_TinyBackend, EmbeddingsIntegrationTests):
 
 
 class TestE2RankEmbeddingsOverClientIntegration(_RemoteBackend, EmbeddingsIntegrationTests):
+    pass
+
+
+# ---------------------------------------------------------------- the agent pieces: E2RankRetriever and its tool
+
+
+@pytest.fixture(scope="module")
+def indexed_store(tiny_path):
+    """A vector store of the built-in passages, indexed through a model of its own (used by the reranker too)."""
+    from langchain_core.documents import Document
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from e2rank_integrations import E2RankModel
+    from e2rank_integrations.corpus import builtin_corpus
+
+    store = InMemoryVectorStore(E2RankEmbeddings(backend=E2RankModel.from_pretrained(tiny_path)))
+    store.add_documents([Document(page_content=p["text"], metadata={"source": p["title"]}) for p in builtin_corpus()])
+    return store
+
+
+class _Indexed:
+    @pytest.fixture(autouse=True)
+    def _store(self, indexed_store):
+        self.store = indexed_store
+
+    def make_retriever(self, **options) -> E2RankRetriever:
+        return E2RankRetriever(vectorstore=self.store, backend=self.store.embeddings.backend, **options)
+
+
+class TestE2RankRetrieverIntegration(_Indexed, RetrieversIntegrationTests):
+    @property
+    def retriever_constructor(self) -> type[E2RankRetriever]:
+        return E2RankRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict:
+        return {"vectorstore": self.store, "backend": self.store.embeddings.backend, "k": 20}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "Why does Earth have seasons?"
+
+    @property
+    def num_results_arg_name(self) -> str:
+        return "top_n"  # k is the first stage's candidates; top_n is how many come back
+
+
+class _E2RankTool(_Indexed):
+    @property
+    def tool_constructor(self):
+        return create_e2rank_tool(self.make_retriever(k=20), max_tokens=300)
+
+    @property
+    def tool_invoke_params_example(self) -> dict:
+        return {"query": "Why does Earth have seasons?", "top_n": 3}
+
+
+class TestE2RankToolUnit(_E2RankTool, ToolsUnitTests):
+    pass
+
+
+class TestE2RankToolIntegration(_E2RankTool, ToolsIntegrationTests):
     pass

@@ -114,7 +114,7 @@ def node_texts(nodes):
 
 
 def test_public_names():
-    assert adapter.__all__ == ["E2RankEmbedding", "E2RankRerank"]
+    assert adapter.__all__ == ["E2RankEmbedding", "E2RankRerank", "e2rank_retriever_tool"]
     assert E2RankEmbedding.class_name() == "E2RankEmbedding"
     assert E2RankRerank.class_name() == "E2RankRerank"
 

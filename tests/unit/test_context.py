@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from e2rank_integrations.context import CUT_MARK, apack_context, estimate_tokens, pack_context
+from e2rank_integrations.context import CUT_MARK, apack_context, cite, estimate_tokens, pack_context
 
 DOCS = [
     "Paris is the capital and largest city of France.",
@@ -112,6 +112,18 @@ def test_nothing_passed_is_changed():
     docs, sources, vectors = list(DOCS), ["a", "b", "c", "d"], VECTORS.copy()
     pack_context("q", docs, max_tokens=12, doc_embeddings=vectors, sources=sources, diversity=0.3)
     assert docs == DOCS and sources == ["a", "b", "c", "d"] and np.array_equal(vectors, VECTORS)
+
+
+def test_cite_numbers_every_passage_as_pack_context_does():
+    sources = ["a.md", None, "c.md", "d.md"]
+    unbudgeted = pack_context("q", DOCS, max_tokens=10**6, sources=sources, dedup_threshold=None)
+    assert cite(DOCS, sources=sources) == unbudgeted.text
+    assert cite(DOCS).startswith(f"[1] {DOCS[0]}\n\n[2] {DOCS[1]}")
+    assert cite([]) == ""
+    with pytest.raises(ValueError, match="sources must have one entry per document: 1 for 4"):
+        cite(DOCS, sources=["a.md"])
+    with pytest.raises(TypeError, match=r"passages\[0\] must be a string"):
+        cite([None])
 
 
 def test_no_documents():
