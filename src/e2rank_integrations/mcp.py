@@ -279,17 +279,17 @@ class E2RankTools:
         if settings.chroma_dir is not None:
             logger.info("opening Chroma at %s", settings.chroma_dir)
             client = chromadb.PersistentClient(path=settings.chroma_dir)
-            where = settings.chroma_dir
+            database = settings.chroma_dir
         else:
             logger.info("connecting to Chroma at %s:%d", settings.chroma_host, settings.chroma_port)
             client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
-            where = f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+            database = f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
         names = sorted(str(getattr(c, "name", c)) for c in client.list_collections())
         name = settings.collection
         if name is None:
             if len(names) != 1:
                 held = f"holds {len(names)} collections ({', '.join(names)})" if names else "holds no collection"
-                raise ValueError(f"{where} {held}: name the one to serve with --collection NAME")
+                raise ValueError(f"{database} {held}: name the one to serve with --collection NAME")
             name = names[0]
         collection = client.get_collection(name) if name in names else None
         stored = collection.configuration_json.get("embedding_function") if collection is not None else None
@@ -307,7 +307,7 @@ class E2RankTools:
             function = E2RankEmbeddingFunction.build_from_config(stored_config, **options)
         elif collection is None:
             raise ValueError(
-                f"{where} has no collection {name!r} (collections: {', '.join(names) or 'none'}), and without "
+                f"{database} has no collection {name!r} (collections: {', '.join(names) or 'none'}), and without "
                 "--model the server learns the model from the collection: name an existing one with --collection, "
                 "or give --model (with --writable, add_documents then creates the collection)"
             )

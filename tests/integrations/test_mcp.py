@@ -30,7 +30,7 @@ from e2rank_integrations.chroma import E2RankEmbeddingFunction  # noqa: E402
 from e2rank_integrations.cli import build_parser  # noqa: E402
 from e2rank_integrations.corpus import builtin_corpus  # noqa: E402
 from e2rank_integrations.mcp import E2RankTools, MCPSettings, create_server  # noqa: E402
-from helpers import free_port  # noqa: E402
+from helpers import free_port, run_python  # noqa: E402
 
 from .serving import wait_until  # noqa: E402
 
@@ -352,6 +352,19 @@ def test_bad_options_are_refused_before_serving(argv, says, capsys):
     assert main(["mcp", *argv]) == 1
     captured = capsys.readouterr()
     assert says in captured.err and captured.out == ""
+
+
+def test_a_missing_extra_is_named_before_serving(tmp_path):
+    result = run_python(
+        f"""
+        import sys
+        sys.modules["chromadb"] = None  # as if the chroma extra were not installed
+        from e2rank_integrations.cli import main
+        sys.exit(main(["mcp", "--chroma-dir", {str(tmp_path)!r}]))
+        """
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert "pip install 'e2rank-integrations[chroma]'" in result.stderr
 
 
 def test_parser_defaults_are_the_documented_ones():
