@@ -228,10 +228,15 @@ class E2RankTools:
 
     Args:
         settings: What to serve.
+        load_wait_s: How long a tool call made while loading waits for it before answering "still loading".
+            Some clients start a fresh server for every call (``langchain-mcp-adapters`` over stdio does): with
+            no wait at all, their calls would never see a loaded model.
     """
 
-    def __init__(self, settings: MCPSettings) -> None:
+    def __init__(self, settings: MCPSettings, *, load_wait_s: float = 30.0) -> None:
         self.settings = settings
+        self.load_wait_s = load_wait_s
+        self._done = threading.Event()  # set when loading ended, ready or failed
         self._ready: _Ready | None = None
         self._failure: str | None = None
         self._loading_since: float | None = None
@@ -260,6 +265,8 @@ class E2RankTools:
             self._failure = str(exc) or type(exc).__name__
             logger.error("e2rank mcp could not start: %s", self._failure)
             return
+        finally:
+            self._done.set()
         collection = self._find_collection()
         logger.info(
             "e2rank mcp ready: collection %r (%d records), model %s, %s",
@@ -348,6 +355,8 @@ class E2RankTools:
 
     def _state(self) -> _Ready:
         """What loading produced, or a ``ToolError`` saying the server is still loading or failed to start."""
+        if self._thread is not None:  # loading: wait a while (tools run in worker threads, the server goes on)
+            self._done.wait(self.load_wait_s)
         if self._ready is not None:
             return self._ready
         if self._failure is not None:

@@ -275,13 +275,21 @@ async def test_llama_index_mcp_client_loads_and_calls_the_tools(http_server):
 
 
 async def test_tools_say_loading_until_the_model_is_ready(corpus_dir, tiny_path):
-    tools = E2RankTools(MCPSettings(chroma_dir=str(corpus_dir)))
+    tools = E2RankTools(MCPSettings(chroma_dir=str(corpus_dir)), load_wait_s=0)
     async with Client(create_server(tools, load_on_start=False)) as client:
         result = await client.call_tool("search", {"query": QUERY})
         assert result.is_error and "still loading" in text_of(result)
         await asyncio.to_thread(tools.load)
         result = await client.call_tool("collection_info", {})
         assert not result.is_error and result.structured_content["model"] == str(tiny_path)
+
+
+async def test_a_call_made_while_loading_waits_for_the_model(corpus_dir):
+    tools = E2RankTools(MCPSettings(chroma_dir=str(corpus_dir)), load_wait_s=600)
+    async with Client(create_server(tools)) as client:  # loading starts with the session
+        result = await client.call_tool("collection_info", {})
+        assert not result.is_error, text_of(result)
+        assert result.structured_content["count"] == len(IDS)
 
 
 async def test_unknown_collection_is_a_tool_error_naming_the_ones_there(corpus_dir, tiny_path):
