@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-EXTRAS = ("model", "langchain", "llama-index", "chroma", "server", "client", "eval", "parquet", "ray", "all")
+EXTRAS = ("model", "langchain", "llama-index", "chroma", "server", "client", "eval", "parquet", "ray", "mcp", "all")
 
 
 def install_hint(extra: str) -> str:

@@ -18,14 +18,16 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ._optional import require
 from .model import E2RankModel, shared_model
 from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
 from .scoring import check_positive_int, check_top_n
-from .types import check_backend, is_async_backend
+from .types import Embeddings, check_backend, is_async_backend
 
 require("chromadb", extra="chroma")
 
@@ -154,8 +156,14 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         return {**self._source, "instruction": self.instruction}
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> E2RankEmbeddingFunction:
-        """Rebuild a function from :meth:`get_config`'s values, reusing the backend already live in this process."""
+    def build_from_config(config: dict[str, Any], **options: Any) -> E2RankEmbeddingFunction:
+        """Rebuild a function from :meth:`get_config`'s values, reusing the backend already live in this process.
+
+        Args:
+            config: What :meth:`get_config` returned.
+            **options: Where no backend is live yet: more ``from_pretrained`` arguments for the stored model
+                (``device``, ``cache``...) or ``E2RankClient`` arguments for the stored server (``timeout``...).
+        """
         E2RankEmbeddingFunction.validate_config(config)
         source = {key: config.get(key) for key in _SOURCE_KEYS}
         instruction, api_key_env = config["instruction"], source["api_key_env"]
@@ -164,9 +172,9 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
             return E2RankEmbeddingFunction(backend, api_key_env=api_key_env, instruction=instruction)
         if source["server_url"] is not None:
             return E2RankEmbeddingFunction(
-                server_url=source["server_url"], api_key_env=api_key_env, instruction=instruction
+                server_url=source["server_url"], api_key_env=api_key_env, instruction=instruction, **options
             )
-        options: dict[str, Any] = {"max_length": source["max_length"]}
+        options["max_length"] = source["max_length"]
         if source["prompts"] is not None:
             options["prompts"] = PromptFormat(**source["prompts"])
         return E2RankEmbeddingFunction(
@@ -230,6 +238,7 @@ class ChromaHit:
         score: Cosine similarity to the listwise prompt (higher is better).
         distance: Chroma's first-stage distance to the query, where ``distances`` were included.
         index: The candidate's position in the first-stage results (0 = Chroma's nearest).
+        embedding: The vector Chroma stored for the record, where ``embeddings`` were included.
 
     Example:
         >>> ChromaHit(id="a", document="text", metadata=None, score=0.8, distance=0.3, index=2).index
@@ -242,6 +251,7 @@ class ChromaHit:
     score: float
     distance: float | None
     index: int
+    embedding: Embeddings | None = field(default=None, compare=False, repr=False)
 
 
 def rerank_query_result(
@@ -311,6 +321,7 @@ def rerank_query_result(
             score=r.score,
             distance=float(distances[r.index]) if distances is not None else None,
             index=r.index,
+            embedding=None if stored is None else np.asarray(stored[r.index], dtype=np.float32),
         )
         for r in ranked
     ]
@@ -378,19 +389,30 @@ class E2RankChromaRetriever:
         self.passes = check_positive_int(passes, "passes")
 
     def retrieve(
-        self, query: str, *, where: Mapping[str, Any] | None = None, where_document: Mapping[str, Any] | None = None
+        self,
+        query: str,
+        *,
+        where: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+        k: int | None = None,
+        top_n: int | None = None,
     ) -> list[ChromaHit]:
-        """The ``top_n`` best of the ``k`` nearest records for ``query`` (Chroma's ``where`` filters apply)."""
+        """The ``top_n`` best of the ``k`` nearest records for ``query`` (Chroma's ``where`` filters apply).
+
+        ``k`` and ``top_n`` override the retriever's for this call (``None``: the retriever's).
+        """
         query = check_query(query)
+        k = self.k if k is None else check_positive_int(k, "k")
+        top_n = self.top_n if top_n is None else check_top_n(top_n)
         result = self.collection.query(
             query_embeddings=self.query_function.embed_query([query]),
-            n_results=self.k,
+            n_results=k,
             where=where,
             where_document=where_document,
             include=["documents", "metadatas", "distances", "embeddings"],
         )
         return rerank_query_result(
-            self.backend, query, result, top_n=self.top_n, num_prompt_docs=self.num_prompt_docs, passes=self.passes
+            self.backend, query, result, top_n=top_n, num_prompt_docs=self.num_prompt_docs, passes=self.passes
         )
 
     def __repr__(self) -> str:

@@ -341,6 +341,35 @@ def run_serve(args: argparse.Namespace) -> int:
     return serve(load, settings, host=args.host, port=args.port, log_level=args.log_level)
 
 
+# ---------------------------------------------------------------------------- mcp
+
+
+def run_mcp(args: argparse.Namespace) -> int:
+    """Serve search and rerank as MCP tools until the host disconnects (the logic is in ``mcp.py``)."""
+    from . import mcp
+
+    try:
+        settings = mcp.MCPSettings(
+            chroma_dir=args.chroma_dir,
+            chroma_host=args.chroma_host,
+            chroma_port=args.chroma_port,
+            collection=args.collection,
+            model=args.model,
+            server_url=args.server_url,
+            api_key_env=args.api_key_env,
+            device=args.device,
+            cache=args.cache,
+            writable=args.writable,
+            default_k=args.default_k,
+            default_top_n=args.default_top_n,
+            max_top_n=args.max_top_n,
+            max_tokens=args.max_tokens,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    return mcp.run(settings, args.transport, host=args.host, port=args.port)
+
+
 # ---------------------------------------------------------------------------- entry point
 
 
@@ -411,6 +440,52 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
     serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add_index_parser(sub)
+
+    mcp_p = sub.add_parser(
+        "mcp",
+        help="serve E2Rank search over a Chroma collection, and reranking, as MCP tools for agent hosts",
+        description=(
+            "Serve four Model Context Protocol tools (search, rerank, add_documents, collection_info) over one "
+            "Chroma collection, for any MCP host (desktop assistants, IDE agents). Needs the extras mcp, chroma and "
+            "model (or client, with --server-url): pip install 'e2rank-integrations[mcp,chroma,model]'. "
+            "Logs go to stderr; with --transport stdio, stdout is the protocol."
+        ),
+        epilog=(
+            "example: e2rank mcp --chroma-dir ./chroma-db --collection docs\n"
+            "  (the model is the one the collection was created with; add --model ID_OR_PATH otherwise)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = mcp_p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--model",
+        default=None,
+        help=f"hub id, local directory or '{TINY_RANDOM}' (default: the model the collection's configuration names)",
+    )
+    source.add_argument("--server-url", default=None, help="use the model of this `e2rank serve` (default: none)")
+    mcp_p.add_argument(
+        "--api-key-env", default=None, help="environment variable holding --server-url's API key (default: none)"
+    )
+    store = mcp_p.add_mutually_exclusive_group(required=True)
+    store.add_argument("--chroma-dir", default=None, help="directory of a persistent Chroma database (must exist)")
+    store.add_argument("--chroma-host", default=None, help="host of a Chroma server (`chroma run`) instead")
+    mcp_p.add_argument("--chroma-port", type=int, default=8000, help="port of the Chroma server (default 8000)")
+    mcp_p.add_argument("--collection", default=None, help="collection to serve (default: the database's only one)")
+    mcp_p.add_argument(
+        "--transport", choices=["stdio", "streamable-http"], default="stdio", help="MCP transport (default stdio)"
+    )
+    mcp_p.add_argument("--host", default="127.0.0.1", help="streamable-http address (default 127.0.0.1)")
+    mcp_p.add_argument("--port", type=int, default=8765, help="streamable-http port (default 8765)")
+    access = mcp_p.add_mutually_exclusive_group()
+    access.add_argument("--read-only", dest="writable", action="store_false", help="refuse add_documents (the default)")
+    access.add_argument("--writable", dest="writable", action="store_true", help="let add_documents add passages")
+    mcp_p.set_defaults(writable=False)
+    mcp_p.add_argument("--default-k", type=int, default=50, help="candidates a search reranks by default (default 50)")
+    mcp_p.add_argument("--default-top-n", type=int, default=5, help="results a search returns by default (default 5)")
+    mcp_p.add_argument("--max-top-n", type=int, default=50, help="most results one call may ask for (default 50)")
+    mcp_p.add_argument("--max-tokens", type=int, default=4000, help="token budget of search's context (default 4000)")
+    mcp_p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available)")
+    mcp_p.add_argument("--cache", default=None, help="SQLite file to keep embeddings in across runs (default: none)")
     return parser
 
 
@@ -520,6 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_index(args, sys.stdout, load_model)
             except (E2RankError, ValueError, OSError) as exc:
                 raise CLIError(str(exc)) from exc
+        if args.command == "mcp":
+            return run_mcp(args)
         return run_rerank(args, sys.stdin, sys.stdout)
     except CLIError as exc:
         print(f"e2rank {args.command}: error: {exc}", file=sys.stderr)

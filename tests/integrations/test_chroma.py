@@ -418,6 +418,32 @@ def test_retriever_queries_and_reranks_in_one_call(client, tiny_path):
     assert filtered and all(hit.metadata["topic"] == "geo" for hit in filtered)
 
 
+def test_retrieve_overrides_k_and_top_n_and_keeps_the_stored_vectors(client, tiny_model):
+    collection = make_collection(client, E2RankEmbeddingFunction(tiny_model))
+    retriever = E2RankChromaRetriever(collection, tiny_model, k=8, top_n=3)
+    hits = retriever.retrieve(QUERIES[0], k=12, top_n=6)
+    result = collection.query(query_texts=QUERIES[:1], n_results=12, include=INCLUDE)
+    assert hits == rerank_query_result(tiny_model, QUERIES[0], result, top_n=6)
+    assert max(hit.index for hit in hits) < 12 and len(hits) == 6
+    stored = collection.get(ids=[hit.id for hit in hits], include=["embeddings"])
+    by_id = dict(zip(stored["ids"], stored["embeddings"]))
+    for hit in hits:
+        assert hit.embedding.dtype == np.float32
+        np.testing.assert_array_equal(hit.embedding, np.asarray(by_id[hit.id], dtype=np.float32))
+    assert len(retriever.retrieve(QUERIES[0])) == 3  # the retriever's own top_n again
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        retriever.retrieve(QUERIES[0], k=0)
+
+
+def test_build_from_config_passes_options_to_a_model_not_loaded_yet(tiny_path, tmp_path):
+    config = E2RankEmbeddingFunction(model_name_or_path=tiny_path).get_config()
+    cache = tmp_path / "vectors.sqlite"
+    rebuilt = E2RankEmbeddingFunction.build_from_config({**config, "max_length": 77}, cache=str(cache))
+    assert rebuilt.backend.max_length == 77  # not live yet: loaded with the stored settings and the options
+    rebuilt(["a text"])
+    assert cache.exists()
+
+
 def test_retriever_embeds_the_query_and_the_prompt(client, fresh_model):
     collection = make_collection(client, E2RankEmbeddingFunction(fresh_model))
     fresh_model.reset_stats()

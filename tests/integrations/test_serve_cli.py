@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,15 +16,11 @@ pytest.importorskip("httpx")  # the client extra
 
 import httpx
 
+from helpers import free_port
+
 from .serving import wait_until
 
 E2RANK = str(Path(sys.executable).parent / "e2rank")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(*args: str) -> subprocess.Popen:

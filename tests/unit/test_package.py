@@ -60,6 +60,7 @@ def test_import_needs_no_torch_and_no_framework():
         ("e2rank_integrations.chroma", "chromadb", "chroma"),
         ("e2rank_integrations.client", "httpx", "client"),
         ("e2rank_integrations.server", "fastapi", "server"),
+        ("e2rank_integrations.mcp", "mcp", "mcp"),
     ],
 )
 def test_a_module_without_its_dependency_names_the_extra(module, missing, extra):

@@ -1,0 +1,668 @@
+"""``e2rank mcp``: E2Rank search over a Chroma collection, and listwise reranking, as Model Context Protocol tools.
+
+Any MCP host (a desktop assistant, an IDE agent, an agent framework's MCP client) launches ``e2rank mcp`` and gets
+four tools, built on the official MCP Python SDK (its ``MCPServer``, the former ``FastMCP``): their JSON schemas come
+from the typed signatures below, their results are structured, and bad input is a tool error (``isError``) whose
+text says what to change.
+
+- ``search``: Chroma's ``k`` nearest records (with their stored vectors), reranked by E2Rank on those vectors, so
+  the rerank embeds one text, the listwise prompt; plus a packed, cited context within ``max_tokens``
+  (:func:`~e2rank_integrations.context.pack_context`).
+- ``rerank``: a listwise rerank of passages the caller sends.
+- ``add_documents``: embeds and adds passages; only on a server started writable.
+- ``collection_info``: the collection, the model, the limits, and the model's counters.
+
+The model is loaded in a background thread once the transport is up, so a host's handshake never waits for it;
+until it is ready every tool answers a "still loading" error. Logs go to stderr: on the stdio transport stdout
+carries the protocol (the SDK points file descriptor 1 at stderr while it serves).
+
+Example:
+    >>> from e2rank_integrations.mcp import MCPSettings, create_server  # doctest: +SKIP
+    >>> settings = MCPSettings(chroma_dir="./chroma-db", collection="docs")  # doctest: +SKIP
+    >>> create_server(E2RankTools(settings)).run("stdio")  # doctest: +SKIP
+"""
+
+# No `from __future__ import annotations`: the SDK reads the tools' annotations, which hold this server's limits.
+import importlib.util
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import numpy as np
+
+from ._optional import install_hint, require
+from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
+from .context import pack_context
+from .errors import E2RankError
+from .prompts import check_query, check_texts
+from .scoring import check_positive_int
+
+require("mcp", extra="mcp")
+
+from mcp.server.mcpserver import MCPServer  # noqa: E402
+from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
+from mcp.types import ToolAnnotations  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+
+__all__ = [
+    "AddResult",
+    "CollectionInfo",
+    "E2RankTools",
+    "MCPSettings",
+    "RerankHit",
+    "RerankResult",
+    "SearchHit",
+    "SearchResult",
+    "create_server",
+    "run",
+]
+
+logger = logging.getLogger(__name__)
+
+Transport = Literal["stdio", "streamable-http"]
+
+
+@dataclass(frozen=True)
+class MCPSettings:
+    """What ``e2rank mcp`` serves: a Chroma collection, the model that embedded it, and the limits of the tools.
+
+    Attributes:
+        chroma_dir: The directory of a ``chromadb.PersistentClient`` (it must exist).
+        chroma_host: Instead of ``chroma_dir``: the host of a Chroma server (``chroma run``).
+        chroma_port: The Chroma server's port.
+        collection: The collection to serve; ``None``: the database's only collection.
+        model: A hub id or local directory to load (``tiny-random`` for a generated test checkpoint); ``None`` with
+            ``server_url`` ``None``: the model the collection's stored configuration names (a collection created with
+            ``E2RankEmbeddingFunction``).
+        server_url: Instead of ``model``: the URL of an ``e2rank serve`` server (the ``client`` extra).
+        api_key_env: The environment variable holding that server's API key.
+        device: Where a local model runs (``cuda``, ``cpu``...; default cuda when available).
+        cache: A SQLite file to keep embeddings in across runs.
+        writable: Whether ``add_documents`` may add to the collection (default read-only).
+        default_k: Candidates ``search`` retrieves when the caller gives no ``k``.
+        default_top_n: Results ``search`` returns when the caller gives no ``top_n`` (also ``rerank``'s default).
+        max_top_n: The most results one call may ask for.
+        max_tokens: The token budget of ``search``'s packed context.
+    """
+
+    chroma_dir: str | None = None
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    collection: str | None = None
+    model: str | None = None
+    server_url: str | None = None
+    api_key_env: str | None = None
+    device: str | None = None
+    cache: str | None = None
+    writable: bool = False
+    default_k: int = 50
+    default_top_n: int = 5
+    max_top_n: int = 50
+    max_tokens: int = 4000
+
+    def __post_init__(self) -> None:
+        if (self.chroma_dir is None) == (self.chroma_host is None):
+            raise ValueError("give exactly one of --chroma-dir DIR and --chroma-host HOST (with --chroma-port)")
+        if self.model is not None and self.server_url is not None:
+            raise ValueError("give --model (a local model) or --server-url (an `e2rank serve` server), not both")
+        if self.api_key_env is not None and self.server_url is None:
+            raise ValueError("--api-key-env names the API key of a server: give it with --server-url")
+        for name in ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens"):
+            try:
+                check_positive_int(getattr(self, name), name)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer") from exc
+        if self.default_top_n > self.max_top_n:
+            raise ValueError(f"--default-top-n ({self.default_top_n}) is over --max-top-n ({self.max_top_n})")
+        if self.chroma_dir is not None and not os.path.isdir(self.chroma_dir):
+            # Never create it: a mistyped path would serve an empty database without a word.
+            raise ValueError(
+                f"--chroma-dir {self.chroma_dir}: no such directory. Point it at the directory a "
+                "chromadb.PersistentClient wrote; for a new, empty database create the directory and add --writable"
+            )
+        model = self.model
+        if model is not None and model.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(model)):
+            raise ValueError(f"--model {model}: no such directory")
+
+    def check_installed(self) -> None:
+        """Raise ``ImportError`` naming the extra to install for what these settings need (nothing is imported)."""
+        needed = [("chromadb", "chroma")]
+        needed.append(("httpx", "client") if self.server_url is not None else ("transformers", "model"))
+        for module, extra in needed:
+            if importlib.util.find_spec(module) is None:
+                raise ImportError(f"{module!r} is needed by `e2rank mcp` here. Install it with: {install_hint(extra)}")
+
+
+# ---------------------------------------------------------------------------- what the tools return
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchHit(_Output):
+    """One passage found by ``search``."""
+
+    id: str = Field(description="The record's id in the collection.")
+    score: float = Field(description="E2Rank relevance: cosine to the listwise prompt; higher is better.")
+    text: str = Field(description="The passage.")
+    metadata: dict[str, Any] | None = Field(description="The record's metadata, if it has any.")
+    first_stage_rank: int = Field(description="Its rank by embedding similarity before the rerank (1 = nearest).")
+    citation: int | None = Field(description="Its number [n] in `context`; null when left out of it.")
+
+
+class SearchResult(_Output):
+    """What ``search`` returns."""
+
+    results: list[SearchHit] = Field(description="The best passages, best first.")
+    context: str = Field(description="The results as numbered, cited passages within the token budget.")
+    context_tokens: int = Field(description="Tokens of `context`.")
+    k: int = Field(description="How many nearest candidates were asked of the first stage and reranked.")
+    collection: str = Field(description="The collection searched.")
+
+
+class RerankHit(_Output):
+    """One passage of a ``rerank``."""
+
+    index: int = Field(description="Its position in the `documents` sent (0-based).")
+    score: float = Field(description="E2Rank relevance: cosine to the listwise prompt; higher is better.")
+    text: str = Field(description="The passage.")
+
+
+class RerankResult(_Output):
+    """What ``rerank`` returns."""
+
+    results: list[RerankHit] = Field(description="The best passages, best first.")
+
+
+class AddResult(_Output):
+    """What ``add_documents`` returns."""
+
+    ids: list[str] = Field(description="The ids of the passages added, in the order sent.")
+    count: int = Field(description="Records in the collection now.")
+
+
+class CollectionInfo(_Output):
+    """What ``collection_info`` returns."""
+
+    name: str = Field(description="The collection's name.")
+    exists: bool = Field(description="False until the first add_documents creates it (writable servers only).")
+    count: int = Field(description="Records in the collection.")
+    model: str = Field(description="The E2Rank model (a hub id or directory) or the URL of the server running it.")
+    dimension: int = Field(description="Dimension of the embeddings.")
+    writable: bool = Field(description="Whether add_documents may add passages.")
+    default_k: int = Field(description="Candidates a search retrieves by default.")
+    default_top_n: int = Field(description="Results a search returns by default.")
+    max_top_n: int = Field(description="The most results one call may ask for.")
+    max_tokens: int = Field(description="The token budget of a search's context.")
+    stats: dict[str, Any] = Field(
+        description="The model's counters: texts_embedded (forward-pass inputs), cache_hits, batches..."
+    )
+
+
+# ---------------------------------------------------------------------------- the tools' logic
+
+
+@dataclass
+class _Ready:
+    """What loading produced: the Chroma client, the embedding function (its backend), the collection's name."""
+
+    client: Any
+    function: Any
+    name: str
+    model: str
+    dimension: int
+    errors: tuple[type[Exception], ...]  # what Chroma raises for bad input (ValueError, ChromaError)
+
+
+class E2RankTools:
+    """The logic of the four tools over one Chroma collection and one model, loaded in a background thread.
+
+    Every tool method raises ``ToolError`` (the SDK's ``isError`` result) with a message that says what to change.
+
+    Args:
+        settings: What to serve.
+        load_wait_s: How long a tool call made while loading waits for it before answering "still loading".
+            Some clients start a fresh server for every call (``langchain-mcp-adapters`` over stdio does): with
+            no wait at all, their calls would never see a loaded model.
+    """
+
+    def __init__(self, settings: MCPSettings, *, load_wait_s: float = 30.0) -> None:
+        self.settings = settings
+        self.load_wait_s = load_wait_s
+        self._done = threading.Event()  # set when loading ended, ready or failed
+        self._ready: _Ready | None = None
+        self._failure: str | None = None
+        self._loading_since: float | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._collection: Any = None  # found (or created by add_documents) once, then kept
+        self._retriever: Any = None
+        self._collection_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ loading
+
+    def start(self) -> None:
+        """Start loading in a background thread (once; later calls do nothing)."""
+        with self._start_lock:
+            if self._thread is None:
+                self._loading_since = time.monotonic()
+                self._thread = threading.Thread(target=self.load, name="e2rank-mcp-load", daemon=True)
+                self._thread.start()
+
+    def load(self) -> None:
+        """Open Chroma and load the model now, in this thread; a failure is kept and reported by every tool."""
+        self._loading_since = self._loading_since or time.monotonic()
+        try:
+            self._ready = self._open()
+        except Exception as exc:  # whatever it is, the host must see it, not a server that never gets ready
+            self._failure = str(exc) or type(exc).__name__
+            logger.error("e2rank mcp could not start: %s", self._failure)
+            return
+        finally:
+            self._done.set()
+        collection = self._find_collection()
+        logger.info(
+            "e2rank mcp ready: collection %r (%d records), model %s, %s",
+            self._ready.name,
+            collection.count() if collection is not None else 0,
+            self._ready.model,
+            "writable" if self.settings.writable else "read-only",
+        )
+
+    def _open(self) -> _Ready:
+        settings = self.settings
+        chromadb = require("chromadb", extra="chroma")
+        from chromadb.errors import ChromaError
+
+        from .chroma import E2RankEmbeddingFunction
+
+        if settings.chroma_dir is not None:
+            logger.info("opening Chroma at %s", settings.chroma_dir)
+            client = chromadb.PersistentClient(path=settings.chroma_dir)
+            database = settings.chroma_dir
+        else:
+            logger.info("connecting to Chroma at %s:%d", settings.chroma_host, settings.chroma_port)
+            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
+            database = f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+        names = sorted(str(getattr(c, "name", c)) for c in client.list_collections())
+        name = settings.collection
+        if name is None:
+            if len(names) != 1:
+                held = f"holds {len(names)} collections ({', '.join(names)})" if names else "holds no collection"
+                raise ValueError(f"{database} {held}: name the one to serve with --collection NAME")
+            name = names[0]
+        collection = client.get_collection(name) if name in names else None
+        stored = collection.configuration_json.get("embedding_function") if collection is not None else None
+        stored_config = stored.get("config") if stored and stored.get("name") == "e2rank" else None
+        local = {"device": settings.device, "cache": settings.cache}
+        if settings.model is not None:
+            model = str(tiny_random_checkpoint()) if settings.model == TINY_RANDOM else settings.model
+            logger.info("loading %s", model)
+            function = E2RankEmbeddingFunction(model_name_or_path=model, **local)
+        elif settings.server_url is not None:
+            function = E2RankEmbeddingFunction(server_url=settings.server_url, api_key_env=settings.api_key_env)
+        elif stored_config is not None:
+            logger.info("loading %s (named by the collection)", stored_config.get("model_name_or_path"))
+            options = local if stored_config.get("model_name_or_path") is not None else {}
+            function = E2RankEmbeddingFunction.build_from_config(stored_config, **options)
+        elif collection is None:
+            raise ValueError(
+                f"{database} has no collection {name!r} (collections: {', '.join(names) or 'none'}), and without "
+                "--model the server learns the model from the collection: name an existing one with --collection, "
+                "or give --model (with --writable, add_documents then creates the collection)"
+            )
+        else:
+            raise ValueError(
+                f"collection {name!r} was not created with E2RankEmbeddingFunction, so it does not name its model: "
+                "give the model that embedded it with --model (or --server-url)"
+            )
+        backend = function.backend
+        info = backend.info() if callable(getattr(backend, "info", None)) else None  # a server: one request
+        dimension = int(info["dimension"]) if info is not None else int(backend.dimension)
+        config = function.get_config()
+        ready = _Ready(
+            client=client,
+            function=function,
+            name=name,
+            model=config["model_name_or_path"] or config["server_url"],
+            dimension=dimension,
+            errors=(ValueError, ChromaError),
+        )
+        if collection is not None:
+            try:
+                self._use(collection, ready)
+            except ValueError as exc:  # a collection embedded by another local model (or other settings)
+                raise ValueError(
+                    f"--model {settings.model} did not embed collection {name!r}: {exc} Start the server without "
+                    "--model to use the collection's own."
+                ) from exc
+        return ready
+
+    def _use(self, collection: Any, ready: _Ready) -> None:
+        from .chroma import E2RankChromaRetriever
+
+        self._retriever = E2RankChromaRetriever(
+            collection, ready.function.backend, k=self.settings.default_k, top_n=self.settings.default_top_n
+        )
+        self._collection = collection
+
+    def _state(self) -> _Ready:
+        """What loading produced, or a ``ToolError`` saying the server is still loading or failed to start."""
+        if self._thread is not None:  # loading: wait a while (tools run in worker threads, the server goes on)
+            self._done.wait(self.load_wait_s)
+        if self._ready is not None:
+            return self._ready
+        if self._failure is not None:
+            raise ToolError(
+                f"the E2Rank MCP server could not start: {self._failure}. Fix the command that launches "
+                "`e2rank mcp` (its log is on stderr) and restart it."
+            )
+        waited = time.monotonic() - (self._loading_since or time.monotonic())
+        raise ToolError(
+            f"E2Rank is still loading its model and collection ({waited:.0f} s so far); call this tool again in "
+            "a few seconds."
+        )
+
+    def _find_collection(self) -> Any:
+        """The collection, looked up again while it does not exist (another process may create it)."""
+        ready = self._ready
+        if self._collection is None and ready is not None:
+            with self._collection_lock:
+                if self._collection is None:
+                    names = {str(getattr(c, "name", c)) for c in ready.client.list_collections()}
+                    if ready.name in names:
+                        self._use(ready.client.get_collection(ready.name), ready)
+        return self._collection
+
+    def _require_collection(self, ready: _Ready) -> Any:
+        collection = self._find_collection()
+        if collection is None:
+            names = sorted(str(getattr(c, "name", c)) for c in ready.client.list_collections())
+            hint = (
+                "add_documents creates it"
+                if self.settings.writable
+                else f"restart the server with --collection one of: {', '.join(names) or '(none)'}"
+            )
+            raise ToolError(f"the collection {ready.name!r} does not exist yet; {hint}")
+        return collection
+
+    def _top_n(self, top_n: int | None) -> int:
+        if top_n is None:
+            return self.settings.default_top_n
+        if top_n > self.settings.max_top_n:
+            raise ToolError(
+                f"top_n={top_n} is over this server's limit of {self.settings.max_top_n}: ask for at most "
+                f"{self.settings.max_top_n} results"
+            )
+        return top_n
+
+    # ------------------------------------------------------------------ the tools
+
+    def search(
+        self, query: str, top_n: int | None = None, k: int | None = None, where: dict[str, Any] | None = None
+    ) -> SearchResult:
+        """Retrieve ``k`` candidates, rerank them on their stored vectors, pack the best into a cited context."""
+        ready = self._state()
+        with _bad_input():
+            query = check_query(query)
+        top_n = self._top_n(top_n)
+        k = max(self.settings.default_k if k is None else k, top_n)  # fewer candidates than results cannot be
+        self._require_collection(ready)
+        try:
+            hits = self._retriever.retrieve(query, where=where or None, k=k, top_n=top_n)
+        except ready.errors as exc:
+            if not where:
+                raise ToolError(f"search failed: {exc}") from exc
+            raise ToolError(
+                f"Chroma refused the where filter {where!r}: {exc}. Use Chroma's metadata filter syntax, e.g. "
+                '{"topic": "news"}, {"year": {"$gte": 2020}} or {"$and": [{...}, {...}]}, or leave where out.'
+            ) from exc
+        except E2RankError as exc:
+            raise ToolError(f"the E2Rank model server failed: {exc}") from exc
+        packed = pack_context(
+            query,
+            [hit.document for hit in hits],
+            max_tokens=self.settings.max_tokens,
+            backend=ready.function.backend,  # its tokenizer counts the tokens; the vectors are the stored ones
+            doc_embeddings=np.stack([hit.embedding for hit in hits]) if hits else None,
+            # A loader's "source" (a file, a URL) cites better than an opaque id.
+            sources=[_source(hit.metadata) or hit.id for hit in hits],
+            ids=[hit.id for hit in hits],
+            scores=[hit.score for hit in hits],
+        )
+        citations = {item.index: item.citation for item in packed.items}
+        return SearchResult(
+            results=[
+                SearchHit(
+                    id=hit.id,
+                    score=hit.score,
+                    text=hit.document,
+                    metadata=hit.metadata,
+                    first_stage_rank=hit.index + 1,
+                    citation=citations.get(i),
+                )
+                for i, hit in enumerate(hits)
+            ],
+            context=packed.text,
+            context_tokens=packed.tokens,
+            k=k,
+            collection=ready.name,
+        )
+
+    def rerank(self, query: str, documents: list[str], top_n: int | None = None) -> RerankResult:
+        """Rerank the caller's passages with one listwise prompt."""
+        ready = self._state()
+        top_n = self._top_n(top_n)
+        with _bad_input():
+            query = check_query(query)
+            documents = check_texts(documents, "documents")
+            if not documents:
+                raise ValueError("documents is empty: send the passages to rerank, as a list of strings")
+            ranked = ready.function.backend.rerank(query, documents, top_n=top_n)
+        return RerankResult(results=[RerankHit(index=r.index, score=r.score, text=documents[r.index]) for r in ranked])
+
+    def add_documents(
+        self,
+        documents: list[str],
+        ids: list[str] | None = None,
+        metadatas: list[dict[str, Any] | None] | None = None,
+    ) -> AddResult:
+        """Embed passages with the model and add them to the collection (created with the model if it is new)."""
+        if not self.settings.writable:
+            raise ToolError(
+                "add_documents is disabled: this server is read-only. Restart `e2rank mcp` with --writable to let "
+                "agents add documents."
+            )
+        ready = self._state()
+        with _bad_input():
+            documents = check_texts(documents, "documents")
+            if not documents:
+                raise ValueError("documents is empty: send at least one passage")
+            for name, values in (("ids", ids), ("metadatas", metadatas)):
+                if values is not None and len(values) != len(documents):
+                    raise ValueError(f"{name} must have one entry per document: {len(values)} for {len(documents)}")
+        collection = self._find_collection()
+        if collection is None:
+            with self._collection_lock:
+                collection = ready.client.get_or_create_collection(ready.name, embedding_function=ready.function)
+                self._use(collection, ready)
+            logger.info("created collection %r", ready.name)
+        new_ids = list(ids) if ids is not None else [uuid.uuid4().hex for _ in documents]
+        # Chroma refuses an empty metadata dict; {} and None both mean "none".
+        new_metadatas = [m or None for m in metadatas] if metadatas is not None else None
+        try:
+            embeddings = ready.function(documents)
+            collection.add(ids=new_ids, documents=documents, metadatas=new_metadatas, embeddings=embeddings)
+        except ready.errors as exc:
+            raise ToolError(f"Chroma refused the documents: {exc}") from exc
+        except E2RankError as exc:
+            raise ToolError(f"the E2Rank model server failed: {exc}") from exc
+        return AddResult(ids=new_ids, count=collection.count())
+
+    def collection_info(self) -> CollectionInfo:
+        """The collection, the model, the limits and the model's counters."""
+        ready = self._state()
+        collection = self._find_collection()
+        settings = self.settings
+        return CollectionInfo(
+            name=ready.name,
+            exists=collection is not None,
+            count=collection.count() if collection is not None else 0,
+            model=ready.model,
+            dimension=ready.dimension,
+            writable=settings.writable,
+            default_k=settings.default_k,
+            default_top_n=settings.default_top_n,
+            max_top_n=settings.max_top_n,
+            max_tokens=settings.max_tokens,
+            stats=ready.function.backend.stats(),
+        )
+
+
+def _source(metadata: dict[str, Any] | None) -> str | None:
+    source = (metadata or {}).get("source")
+    return source if isinstance(source, str) and source else None
+
+
+@contextmanager
+def _bad_input() -> Iterator[None]:
+    """Turn the core's argument errors (they name the field at fault) into tool errors the model can read."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        raise ToolError(str(exc)) from exc
+    except E2RankError as exc:  # the remote model (--server-url) failed
+        raise ToolError(f"the E2Rank model server failed: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------- the MCP server
+
+_READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServer[Any]:
+    """The MCP server exposing ``tools``: ``search``, ``rerank``, ``add_documents``, ``collection_info``.
+
+    Args:
+        tools: The tools' logic.
+        load_on_start: Start loading the model when the transport is up (stdout is already the protocol's then);
+            ``False`` leaves it to the caller (:meth:`E2RankTools.start` or :meth:`E2RankTools.load`).
+    """
+    settings = tools.settings
+    collection = f"the {settings.collection!r} collection" if settings.collection else "the server's collection"
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
+        if load_on_start:
+            tools.start()
+        yield
+
+    server: MCPServer[Any] = MCPServer(
+        "e2rank",
+        instructions=(
+            f"E2Rank search over {collection}: call `search` with a question to get the most relevant passages, "
+            "reranked, with a cited context to quote from. `rerank` orders passages you already have."
+        ),
+        lifespan=lifespan,
+    )
+
+    @server.tool(
+        annotations=_READ_ONLY,
+        description=(
+            f"Search {collection} for passages relevant to `query`. Retrieves the `k` nearest passages by "
+            "embedding, reranks them with the E2Rank model and returns the best `top_n` with their ids, scores "
+            "and metadata, plus `context`: the same passages numbered [1], [2]... to quote and cite, within the "
+            "server's token budget."
+        ),
+    )
+    def search(
+        query: Annotated[str, Field(description="What to find: a question or keywords, in natural language.")],
+        top_n: Annotated[
+            int | None,
+            Field(
+                ge=1,
+                description=f"How many results to return (default {settings.default_top_n}, "
+                f"at most {settings.max_top_n}).",
+            ),
+        ] = None,
+        k: Annotated[
+            int | None,
+            Field(
+                ge=1,
+                description=f"How many nearest candidates to rerank (default {settings.default_k}); "
+                "more finds more, slower.",
+            ),
+        ] = None,
+        where: Annotated[
+            dict[str, Any] | None,
+            Field(description='Optional Chroma metadata filter, e.g. {"topic": "news"} or {"year": {"$gte": 2020}}.'),
+        ] = None,
+    ) -> SearchResult:
+        return tools.search(query, top_n, k, where)
+
+    @server.tool(annotations=_READ_ONLY)
+    def rerank(
+        query: Annotated[str, Field(description="The question or search query.")],
+        documents: Annotated[list[str], Field(description="The passages to order, as plain strings.")],
+        top_n: Annotated[
+            int | None,
+            Field(
+                ge=1,
+                description=f"How many to return (default {settings.default_top_n}, at most {settings.max_top_n}).",
+            ),
+        ] = None,
+    ) -> RerankResult:
+        """Order passages you already have by relevance to `query` (E2Rank listwise reranking).
+
+        Returns the best `top_n`, best first, each with its index in `documents`, its score and its text.
+        """
+        return tools.rerank(query, documents, top_n)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False))
+    def add_documents(
+        documents: Annotated[list[str], Field(description="The passages to add, as plain strings.")],
+        ids: Annotated[list[str] | None, Field(description="One unique id per passage (default: generated).")] = None,
+        metadatas: Annotated[
+            list[dict[str, Any] | None] | None,
+            Field(
+                description="One metadata object per passage (string, number or boolean values), e.g. "
+                '{"source": "notes.md"}.'
+            ),
+        ] = None,
+    ) -> AddResult:
+        """Add passages to the collection so that `search` finds them (only on a server started with --writable)."""
+        return tools.add_documents(documents, ids, metadatas)
+
+    @server.tool(annotations=_READ_ONLY)
+    def collection_info() -> CollectionInfo:
+        """The collection served (name, record count), the model, the embedding dimension and the tools' limits."""
+        return tools.collection_info()
+
+    return server
+
+
+def run(settings: MCPSettings, transport: Transport = "stdio", *, host: str = "127.0.0.1", port: int = 8765) -> int:
+    """Serve ``settings`` over ``transport`` until the host disconnects (stdio) or SIGINT (HTTP); returns 0.
+
+    Raises:
+        ImportError: An extra the settings need is not installed.
+    """
+    settings.check_installed()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    tools = E2RankTools(settings)
+    server = create_server(tools)
+    if transport == "stdio":
+        logger.info("e2rank mcp: serving over stdio; the model loads in the background")
+        server.run("stdio")
+    else:
+        tools.start()  # the first client should not wait for it
+        logger.info("e2rank mcp: serving on http://%s:%d/mcp; the model loads in the background", host, port)
+        server.run("streamable-http", host=host, port=port)
+    return 0
