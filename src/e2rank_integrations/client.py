@@ -94,7 +94,9 @@ logger = logging.getLogger("e2rank_integrations.client")
 T = TypeVar("T")
 API_KEY_ENV = "E2RANK_API_KEY"
 _RETRY_STATUSES = frozenset({429, 503})
-_MAX_BACKOFF = 5.0  # seconds: under overload a client keeps trying every few seconds until its budget is spent
+_MAX_BACKOFF = 5.0  # seconds: without a Retry-After, a client still tries every few seconds until its budget ends
+# A server that cannot be reached is retried this long at most (a restart), so that a wrong URL fails fast.
+_CONNECT_BUDGET = 10.0
 _OPENAI_BATCH = 256  # texts per request in openai mode (those servers publish no limit we could read)
 _SAME = 0.9999  # cosine above which two probe vectors are one text to the engine (batching noise stays above)
 _PROBE = "E2Rank exact-input probe"
@@ -161,7 +163,7 @@ class _BaseClient:
         *,
         api_key: str | None = None,
         timeout: float = 30.0,
-        retry_budget: float = 60.0,
+        retry_budget: float = 300.0,
         max_retries: int | None = None,
         transport: Any = None,
         api: Literal["e2rank", "openai"] = "e2rank",
@@ -222,19 +224,24 @@ class _BaseClient:
     def _retry_delay(self, attempt: int, started: float, response: Any = None, error: Exception | None = None) -> float:
         """Seconds to wait before retrying, or raise the error to report (not retryable, or the budget spent).
 
-        Retries of 429, 503 and connection errors go on until the next wait would end more than ``retry_budget``
-        seconds after the first attempt (or after ``max_retries`` retries, when set).
+        Retries of 429 and 503 go on until the next wait would end more than ``retry_budget`` seconds after the
+        first attempt, those of connection errors for ``_CONNECT_BUDGET`` seconds at most (and never more than
+        ``max_retries`` retries, when set).
         """
         if isinstance(error, httpx.TimeoutException):
             raise E2RankTimeoutError(f"no answer from {self.base_url} within {self.timeout} s") from error
         if response is not None and response.status_code not in _RETRY_STATUSES:
             raise self._api_error(response)
-        delay = min(self.backoff * 2**attempt, _MAX_BACKOFF)
         retry_after = response.headers.get("retry-after", "") if response is not None else ""
         if retry_after.replace(".", "", 1).isdigit():  # seconds (an HTTP date keeps the exponential backoff)
-            delay = max(delay, float(retry_after))  # honour the server's wait, never less
+            # The server's wait, not a growing one: a request refused many times keeps its chances against new
+            # ones (with backoff growing per request, the oldest starved under overload and ran out of budget).
+            delay = max(float(retry_after), self.backoff)
+        else:
+            delay = min(self.backoff * 2**attempt, _MAX_BACKOFF)
         delay *= 1 + random.random() / 4  # jitter: clients refused together do not return together
-        spent = time.monotonic() - started + delay > self.retry_budget
+        budget = self.retry_budget if error is None else min(self.retry_budget, _CONNECT_BUDGET)
+        spent = time.monotonic() - started + delay > budget
         if spent or (self.max_retries is not None and attempt >= self.max_retries):
             if error is not None:
                 raise E2RankConnectionError(f"cannot reach {self.base_url}: {error}") from error
@@ -532,9 +539,10 @@ class E2RankClient(_BaseClient):
         base_url: The server, e.g. ``"http://localhost:8000"`` (``.../v1`` for an OpenAI-compatible engine).
         api_key: Sent as ``Authorization: Bearer <api_key>`` (default: ``$E2RANK_API_KEY`` when set).
         timeout: Seconds to wait for each answer; a timeout raises :class:`E2RankTimeoutError` (not retried).
-        retry_budget: Seconds one call may spend retrying 429, 503 and connection errors, with exponential
-            backoff (capped at 5 s) honouring ``Retry-After``; long enough by default that many clients against a
-            server at ``--max-concurrent-requests`` all get their answers.
+        retry_budget: Seconds one call may spend retrying 429 and 503: each wait is the server's ``Retry-After``
+            (else a backoff doubling up to 5 s), with jitter. The default (5 minutes) lets many clients against a
+            server at its ``--max-concurrent-requests``, or one still loading its model, all get their answers;
+            connection errors are retried for 10 s at most (a restart), so a wrong URL fails fast.
         max_retries: Also stop after this many retries (``0``: never retry; default: the budget alone decides).
         transport: An ``httpx`` transport (``httpx.MockTransport``, ``httpx.ASGITransport``...), for tests.
         api: ``"e2rank"`` for ``e2rank serve``, ``"openai"`` for any OpenAI-compatible embeddings server (an
