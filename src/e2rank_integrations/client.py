@@ -326,9 +326,8 @@ class _BaseClient:
         else:
             count = sum(1 for t in formatted if any(_CHANGES[c][1](t) != t for c in changes))
             message = (
-                f"{what}: {count} of {len(formatted)} {kind} texts are changed by it (leading or trailing "
-                "whitespace), so their embeddings differ from the model's. Strip such texts yourself, or use an "
-                f"exact engine. {_EXACT_ENGINES}."
+                f"{what}: {count} of {len(formatted)} {kind} texts are changed by it, so their embeddings differ "
+                f"from the model's. Strip such texts yourself, or use an exact engine. {_EXACT_ENGINES}."
             )
         self._warn_once(kind if kind == "prompt" else "texts", message)
 

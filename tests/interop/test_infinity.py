@@ -1,10 +1,11 @@
 """The remote path against a real Infinity server (a sentence-transformers engine): exact where it can be, refused
 where it cannot.
 
-Runs in ``tox -e interop``, which installs Infinity 0.0.78 in its own environment (its pins predate Qwen3: see
-tox.ini). Elsewhere it is skipped, unless ``E2RANK_REQUIRE_INFINITY=1`` says it must run. Infinity strips leading and
-trailing whitespace from every input (sentence-transformers' ``Transformer.tokenize``) and refuses token ids (422):
-documents and queries come out exact; the listwise prompt, which ends with ``"</think>\\n\\n"``, would not.
+Runs in ``tox -e interop``, which installs Infinity 0.0.78 in its own environment (with a transformers that
+knows Qwen3: see tox.ini). Elsewhere it is skipped, unless ``E2RANK_REQUIRE_INFINITY=1`` says it must run.
+Infinity strips leading and trailing whitespace from every input (sentence-transformers' ``Transformer.tokenize``)
+and refuses token ids (422): documents and queries come out exact; the listwise prompt, which ends with
+``"</think>\\n\\n"``, would not.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ import time
 import warnings
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+
+from e2rank_integrations import E2RankClient, E2RankCompatibilityError, E2RankModel
+from e2rank_integrations.checkpoints import add_sentence_transformers_modules, make_random_checkpoint
 
 REQUIRED = os.environ.get("E2RANK_REQUIRE_INFINITY") == "1"
 INFINITY = shutil.which("infinity_emb", path=str(Path(sys.executable).parent))
@@ -27,11 +32,6 @@ if INFINITY is None:
     if REQUIRED:
         raise RuntimeError("E2RANK_REQUIRE_INFINITY=1 but infinity_emb is not installed in this environment")
     pytest.skip("Infinity is not installed (tox -e interop runs these tests)", allow_module_level=True)
-
-import httpx
-
-from e2rank_integrations import E2RankClient, E2RankCompatibilityError, E2RankModel
-from e2rank_integrations.checkpoints import add_sentence_transformers_modules, make_random_checkpoint
 
 DOCS = [f"Document {i} is about topic {i % 4}. " + "filler " * (i % 7) for i in range(12)]
 QUERIES = ["Which document is about topic 2?", "topic 3"]
@@ -56,7 +56,8 @@ def infinity(checkpoint, tmp_path_factory):
         port = sock.getsockname()[1]
     command = [INFINITY, "v2", "--model-id", str(checkpoint), "--served-model-name", "e2rank", "--engine", "torch"]
     command += ["--device", "cpu", "--dtype", "float32", "--no-bettertransformer", "--no-compile"]
-    command += ["--no-vector-disk-cache", "--url-prefix", "/v1", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-vector-disk-cache", "--no-model-warmup", "--url-prefix", "/v1"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0", "HF_HUB_OFFLINE": "1"}
     log = tmp_path_factory.mktemp("infinity") / "infinity.log"
     with log.open("w") as out:
