@@ -36,14 +36,14 @@ def rerank_body(seed: int, docs: list[str]) -> dict[str, Any]:
     return {"query": f"What do these passages say about topic {seed}?", "documents": docs, "top_n": 10}
 
 
-def serve(path: Path, batching: bool) -> tuple[subprocess.Popen[bytes], str]:
+def serve(path: Path, batching: bool, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [*E2RANK, "serve", "--model", str(path), "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen([*command, *([] if batching else ["--no-batching"])])
+    process = subprocess.Popen([*command, *flags, *([] if batching else ["--no-batching"])])
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:

@@ -22,7 +22,14 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["SHAPES", "TINY_RANDOM", "cached_random_checkpoint", "make_random_checkpoint", "tiny_random_checkpoint"]
+__all__ = [
+    "SHAPES",
+    "TINY_RANDOM",
+    "add_sentence_transformers_modules",
+    "cached_random_checkpoint",
+    "make_random_checkpoint",
+    "tiny_random_checkpoint",
+]
 
 TINY_RANDOM = "tiny-random"
 """The model name that stands for a generated tiny checkpoint (``e2rank demo --model tiny-random``)."""
@@ -321,3 +328,53 @@ def cached_random_checkpoint(
 def tiny_random_checkpoint(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The tiny random checkpoint behind ``--model tiny-random``, generated once and reused."""
     return cached_random_checkpoint("tiny", cache_dir=cache_dir)
+
+
+def add_sentence_transformers_modules(path: str | os.PathLike[str], *, max_seq_length: int = 8192) -> Path:
+    """Add the sentence-transformers module files for E2Rank's last-token pooling to a checkpoint directory.
+
+    Engines built on sentence-transformers (Infinity, for one) read ``modules.json`` to know how to pool; without
+    it they fall back to mean pooling, which is not E2Rank. Works on a generated checkpoint or a downloaded one
+    (it reads ``hidden_size`` from its ``config.json``); existing files are overwritten. Such engines strip
+    whitespace from their inputs: see the scale-out guide for what that means for reranking.
+
+    Args:
+        path: The checkpoint directory.
+        max_seq_length: Longest input the engine embeds, in tokens (``E2RankModel``'s default ``max_length``).
+
+    Returns:
+        The directory.
+
+    Example:
+        >>> import json, tempfile
+        >>> from pathlib import Path
+        >>> directory = Path(tempfile.mkdtemp())
+        >>> _ = (directory / "config.json").write_text(json.dumps({"hidden_size": 64}))
+        >>> sorted(p.name for p in add_sentence_transformers_modules(directory).iterdir())
+        ['1_Pooling', '2_Normalize', 'config.json', 'modules.json', 'sentence_bert_config.json']
+    """
+    target = Path(path)
+    hidden_size = int(json.loads((target / "config.json").read_text())["hidden_size"])
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    pooling = {
+        "word_embedding_dimension": hidden_size,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": False,
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False,
+        "pooling_mode_lasttoken": True,
+        "include_prompt": True,
+    }
+    (target / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (target / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}, indent=2) + "\n"
+    )
+    (target / "1_Pooling").mkdir(exist_ok=True)
+    (target / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
+    (target / "2_Normalize").mkdir(exist_ok=True)
+    return target

@@ -325,6 +325,7 @@ def run_serve(args: argparse.Namespace) -> int:
             payload_limit_mb=args.payload_limit_mb,
             batching=not args.no_batching,
             raw_embeddings=args.raw_embeddings,
+            allow_token_ids=args.allow_token_ids,
             drain_timeout_s=args.drain_timeout,
         )
     except ValueError as exc:
@@ -436,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--no-batching", action="store_true", help="run each request alone (for comparisons)")
     serve_p.add_argument(
         "--raw-embeddings", action="store_true", help="embed untyped /v1/embeddings inputs as sent, like vLLM"
+    )
+    serve_p.add_argument(
+        "--allow-token-ids",
+        action="store_true",
+        help="embed bare token ids sent to /v1/embeddings as this model's ids (default: refused with 400, since "
+        "LangChain's OpenAIEmbeddings sends tiktoken ids unless check_embedding_ctx_length=False)",
     )
     serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
     serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

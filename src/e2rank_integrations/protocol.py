@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
 from .types import Embeddings
 
@@ -108,15 +108,23 @@ class ErrorResponse(WireModel):
 class EmbeddingRequest(WireModel):
     """``POST /v1/embeddings``: the OpenAI request, plus ``input_type``, ``instruction`` and ``truncate``."""
 
-    input: str | list[str] | list[int] | list[list[int]] = Field(
-        description="A text, a list of texts, or token ids (one list, or a list of lists).",
+    # StrictInt: a boolean is not a token id (pydantic would read true as 1), so `input: [true]` is a 422.
+    input: str | list[str] | list[StrictInt] | list[list[StrictInt]] = Field(
+        description=(
+            "A text, a list of texts, or this model's token ids (one list, or a list of lists; with "
+            "input_type 'tokens', or on a server started with --allow-token-ids)."
+        ),
     )
     model: str | None = Field(default=None, description="Accepted and ignored: the server hosts one model.")
     encoding_format: Literal["float", "base64"] = Field(default="float", description="float lists or base64.")
     dimensions: int | None = Field(default=None, description="Must be the model's dimension when given.")
     user: str | None = Field(default=None, description="Accepted and ignored.")
-    input_type: InputType | None = Field(
-        default=None, description="Extension: document (the default for text), query, prompt or raw."
+    input_type: InputType | Literal["tokens"] | None = Field(
+        default=None,
+        description=(
+            "Extension: document (the default for text), query, prompt or raw; tokens: input holds this "
+            "model's token ids, embedded as given."
+        ),
     )
     instruction: str | None = Field(default=None, description="Extension: the task description of queries.")
     truncate: bool = Field(default=True, description="Extension: false refuses over-long inputs instead of cutting.")

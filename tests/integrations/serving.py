@@ -25,11 +25,11 @@ class Running:
 
 
 @contextmanager
-def running_server(app: Any, *, wait_ready: bool = True) -> Iterator[Running]:
-    """Serve ``app`` on a free loopback port until the block ends."""
+def running_server(app: Any, *, wait_ready: bool = True, port: int = 0) -> Iterator[Running]:
+    """Serve ``app`` on a loopback port (a free one unless given) until the block ends."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import warnings
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -27,9 +26,12 @@ from e2rank_integrations import (
     E2RankError,
     E2RankTimeoutError,
 )
+from e2rank_integrations.protocol import EmbeddingRequest, ErrorResponse, InfoResponse, RerankRequest
+from e2rank_integrations.server import ServerSettings, create_app
 from e2rank_integrations.types import is_async_backend
 
 from .conftest import API_KEY
+from .serving import running_server
 
 DOCS = [f"Document {i} is about topic {i % 4}. " + "filler " * (i % 7) for i in range(20)]
 QUERY = "Which document is about topic 2?"
@@ -161,6 +163,7 @@ def test_api_errors_are_typed(strict_server, server):
         client.embed_documents(["a"])
     assert caught.value.status_code == 401 and caught.value.type == "authentication_error"
     assert "invalid API key" in caught.value.message and caught.value.request_id
+    assert "pass api_key= to the client, or set $E2RANK_API_KEY" in str(caught.value)
     with E2RankClient(server.url) as client, pytest.raises(E2RankAPIError, match="dimension") as bad:
         client.rerank("q", ["a"], doc_embeddings=np.ones((1, 3)))
     assert bad.value.status_code == 400 and isinstance(bad.value, E2RankError)
@@ -193,7 +196,7 @@ def test_retrying_client_gets_every_answer_under_overload(strict_server, tiny_pa
         if response.status_code == 429:
             refused.append(response.headers["retry-after"])
 
-    client = E2RankClient(strict_server.url, api_key=API_KEY, max_retries=30, backoff=0.05)
+    client = E2RankClient(strict_server.url, api_key=API_KEY)  # the default retry budget
     client._http.event_hooks["response"].append(note)
     with client, ThreadPoolExecutor(24) as pool:
         results = list(pool.map(client.embed_documents, texts))
@@ -227,52 +230,140 @@ def test_concurrent_mixed_clients_get_their_own_rows(server, tiny_model):
             np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-# ---------------------------------------------------------------------------- openai mode
+# ---------------------------------------------------------------------------- API key, retries
 
 
-def test_openai_mode_with_token_ids_equals_the_server_rerank(server, tiny_path):
-    with E2RankClient(server.url) as native, E2RankClient(server.url, api="openai", tokenizer=tiny_path) as remote:
-        same_ranking(remote.rerank(QUERY, DOCS), native.rerank(QUERY, DOCS))
-        same_ranking(
-            remote.rerank(QUERY, DOCS, passes=2, num_prompt_docs=4),
-            native.rerank(QUERY, DOCS, passes=2, num_prompt_docs=4),
-        )
-        np.testing.assert_allclose(remote.embed_queries(["q"]), native.embed_queries(["q"]), atol=1e-5)
-        np.testing.assert_allclose(remote.embed_prompt("c\n\n"), native.embed_prompt("c\n\n"), atol=1e-5)
+def test_api_key_from_the_environment(keyed_server, monkeypatch):
+    monkeypatch.setenv("E2RANK_API_KEY", API_KEY)
+    with E2RankClient(keyed_server.url) as client:
+        assert client.embed_documents(["a"]).shape[0] == 1
+    with E2RankClient(keyed_server.url, api_key="wrong") as client, pytest.raises(E2RankAPIError) as caught:
+        client.embed_documents(["a"])  # an explicit key wins over the environment
+    assert caught.value.status_code == 401
+    monkeypatch.delenv("E2RANK_API_KEY")
+    with E2RankClient(keyed_server.url) as client, pytest.raises(E2RankAPIError, match=r"set \$E2RANK_API_KEY"):
+        client.embed_documents(["a"])
 
 
-def test_openai_mode_with_text_on_an_exact_server(raw_server, server):
-    """vLLM or TEI embed texts as sent: the client formats them and scores on its side, and caches documents."""
+def test_a_loading_server_is_waited_for(tiny_path, tiny_model):
+    """503 while the model loads (JSON body, Retry-After): the client retries until it is ready."""
+    from e2rank_integrations import E2RankModel
+
+    loaded = threading.Event()
+
+    def load():
+        loaded.wait(30)
+        return E2RankModel.from_pretrained(tiny_path)
+
+    statuses = []
+    with running_server(create_app(load), wait_ready=False) as running:
+        client = E2RankClient(running.url)
+        client._http.event_hooks["response"].append(lambda r: statuses.append(r.status_code))
+        threading.Timer(1.0, loaded.set).start()
+        with client:
+            got = client.embed_documents(DOCS[:2])
+    assert statuses[0] == 503 and statuses[-1] == 200
+    np.testing.assert_allclose(got, tiny_model.embed_documents(DOCS[:2]), atol=1e-5)
+
+
+def test_a_draining_server_is_retried_until_the_budget_is_spent(tiny_model):
+    """A draining server answers a JSON 503 with Retry-After: retried (each wait honoured) within the budget, then
+    reported with the server's message; ``max_retries=0`` does not retry."""
+    sent = []
     with (
-        E2RankClient(server.url) as native,
-        E2RankClient(raw_server.url + "/v1", api="openai", model="e2rank") as remote,
+        running_server(create_app(tiny_model, ServerSettings(retry_after_s=1))) as running,
+        E2RankClient(running.url, retry_budget=2.8) as client,
+        E2RankClient(running.url, max_retries=0) as once,
     ):
-        np.testing.assert_allclose(remote.embed_documents(DOCS), native.embed_documents(DOCS), atol=1e-5)
-        before = remote.stats()
-        with _no_warning():
-            same_ranking(remote.rerank(QUERY, DOCS, top_n=7), native.rerank(QUERY, DOCS, top_n=7))
-        after = remote.stats()
-        assert after["texts_embedded"] - before["texts_embedded"] == 1  # the documents came from its cache
-        assert after["cache_hits"] - before["cache_hits"] == len(DOCS)
+        client.info(), once.info()  # found while ready
+        running.state.begin_drain()
+        client._http.event_hooks["response"].append(lambda r: sent.append((r.status_code, r.headers)))
+        with pytest.raises(E2RankAPIError) as caught:
+            client.embed_documents(["a"])
+        once._http.event_hooks["response"].append(lambda r: sent.append((r.status_code, r.headers)))
+        with pytest.raises(E2RankAPIError, match="shutting down"):
+            once.embed_documents(["a"])
+    assert caught.value.status_code == 503 and "shutting down" in caught.value.message
+    assert len(sent) >= 3 and all(status == 503 and h["retry-after"] == "1" for status, h in sent)
 
 
-def test_openai_mode_warns_when_the_server_strips_whitespace(raw_server, server):
-    """A server that strips inputs (as sentence-transformers servers do) changes the prompt: the client says so."""
-
-    def stripping(request):
-        body = json.loads(request.content)
-        body["input"] = [text.strip() for text in body["input"]]
-        return httpx.post(raw_server.url + request.url.path, json=body)
-
-    remote = E2RankClient(raw_server.url, api="openai", transport=httpx.MockTransport(stripping))
-    with pytest.warns(RuntimeWarning, match="strips whitespace"):
-        remote.rerank(QUERY, DOCS)
-    with _no_warning():  # once per client
-        remote.rerank(QUERY, DOCS[:5])
+# ---------------------------------------------------------------------------- one protocol definition
 
 
-@contextmanager
-def _no_warning():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        yield
+def test_request_bodies_round_trip_through_the_server_models(server):
+    """Every body the client sends validates on the server's model, with no field ignored or changed."""
+    sent = []
+    with E2RankClient(server.url) as client:
+        client._http.event_hooks["request"].append(lambda r: sent.append((r.url.path, r.content)))
+        client.embed_documents(DOCS[:2])
+        client.embed_queries(["q"], instruction="Find")
+        client.embed_prompt("content")
+        client.rerank(QUERY, DOCS[:4], top_n=2, passes=2, instruction="Rank:", doc_embeddings=np.eye(4, 64))
+    models = {"/v1/embeddings": EmbeddingRequest, "/v1/rerank": RerankRequest}
+    bodies = [(path, json.loads(content)) for path, content in sent if content]
+    assert [path for path, _ in bodies] == ["/v1/embeddings"] * 3 + ["/v1/rerank"]
+    for path, body in bodies:
+        assert models[path].model_validate(body).model_dump(mode="json", exclude_unset=True) == body
+
+
+def test_server_answers_parse_in_the_client_models(strict_server):
+    info = httpx.get(strict_server.url + "/info", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert InfoResponse.model_validate_json(info.content).max_client_batch_size == 8
+    for response in (
+        httpx.post(strict_server.url + "/v1/embeddings", json={"input": ["a"]}),  # 401
+        httpx.post(
+            strict_server.url + "/v1/embeddings", json={"input": 3}, headers={"Authorization": f"Bearer {API_KEY}"}
+        ),  # 422
+    ):
+        error = ErrorResponse.model_validate_json(response.content).error
+        assert error.type and error.message
+
+
+def test_async_openai_mode_keeps_blocking_work_off_the_event_loop(tmp_path, tiny_path, tiny_model):
+    """SQLite cache and tokenizer calls run in worker threads, never on the loop's thread."""
+    from tokenizers import Tokenizer
+
+    from e2rank_integrations import SQLiteCache
+
+    from .engines import engine_server
+
+    threads = []
+
+    class RecordingCache(SQLiteCache):  # a real SQLite cache that notes the thread of each call
+        def get_many(self, keys):
+            threads.append(("get_many", threading.current_thread()))
+            return super().get_many(keys)
+
+        def put_many(self, items):
+            threads.append(("put_many", threading.current_thread()))
+            super().put_many(items)
+
+        def __len__(self):
+            threads.append(("__len__", threading.current_thread()))
+            return super().__len__()
+
+    class RecordingTokenizer:  # the real tokenizer, through the one method the client calls
+        def __init__(self, inner):
+            self.inner = inner
+
+        def encode_batch(self, *args, **kwargs):
+            threads.append(("encode_batch", threading.current_thread()))
+            return self.inner.encode_batch(*args, **kwargs)
+
+    tokenizer = RecordingTokenizer(Tokenizer.from_file(str(tiny_path / "tokenizer.json")))
+    cache = RecordingCache(tmp_path / "cache.sqlite")
+
+    async def run(url):
+        async with AsyncE2RankClient(url, api="openai", tokenizer=tokenizer, cache=cache) as client:
+            vectors = await client.embed_documents(DOCS[:3])
+            ranked = await client.rerank(QUERY, DOCS[:3])
+            await client.stats()
+            return threading.current_thread(), vectors, ranked
+
+    with engine_server("vllm", tiny_model) as (url, _):
+        loop_thread, vectors, ranked = asyncio.run(run(url))
+    names = {name for name, _ in threads}
+    assert {"encode_batch", "get_many", "put_many", "__len__"} <= names
+    assert all(thread is not loop_thread for _, thread in threads)
+    np.testing.assert_allclose(vectors, tiny_model.embed_documents(DOCS[:3]), atol=1e-5)
+    same_ranking(ranked, tiny_model.rerank(QUERY, DOCS[:3]))

@@ -63,13 +63,15 @@ def test_serve_cuts_forward_passes_by_tokens_not_texts(tiny_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     auth = {"Authorization": "Bearer from-env"}
-    process = start("--model", str(tiny_path), "--port", str(port), "--log-level", "warning")
+    process = start("--model", str(tiny_path), "--port", str(port), "--log-level", "warning", "--allow-token-ids")
     try:
         wait_until(lambda: _health(url) == 200, "e2rank serve never became ready")
         before = httpx.get(url + "/stats", headers=auth).json()["batches"]
         texts = [f"short text {i}" for i in range(64)]  # a few hundred tokens: one pass, not two of 32 texts
         assert httpx.post(url + "/v1/embeddings", json={"input": texts}, headers=auth).status_code == 200
         assert httpx.get(url + "/stats", headers=auth).json()["batches"] == before + 1
+        ids = httpx.post(url + "/v1/embeddings", json={"input": [[9707, 1879]]}, headers=auth)  # --allow-token-ids
+        assert ids.status_code == 200 and len(ids.json()["data"]) == 1
     finally:
         process.kill()
         process.wait()

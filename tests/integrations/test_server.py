@@ -75,14 +75,29 @@ def test_single_string_input_and_tei_embed(server, tiny_model):
     np.testing.assert_allclose(np.asarray(tei_one.json()), tiny_model.embed_queries(["x"]), atol=1e-5)
 
 
-def test_token_ids_are_embedded_exactly(server, tiny_model, tiny_path):
+def test_token_ids_are_embedded_exactly_when_asked_for(server, tiny_model, tiny_path):
+    """Model token ids, on purpose: input_type "tokens" on any server, bare ids on one with --allow-token-ids."""
     tokenizer = Tokenizer.from_file(str(tiny_path / "tokenizer.json"))
     texts = [tiny_model.prompts.document(d) for d in DOCS if d] + [tiny_model.chat_wrap("content ends with\n\n")]
     ids = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
-    response = post(server.url, "/v1/embeddings", {"input": ids})
+    response = post(server.url, "/v1/embeddings", {"input": ids, "input_type": "tokens"})
     np.testing.assert_allclose(vectors_of(response), tiny_model.embed_formatted(texts), atol=1e-5)
-    single = post(server.url, "/v1/embeddings", {"input": ids[0]})  # one flat list is one input
+    single = post(server.url, "/v1/embeddings", {"input": ids[0], "input_type": "tokens"})  # one flat list: one input
     np.testing.assert_allclose(vectors_of(single)[0], tiny_model.embed_formatted(texts[:1])[0], atol=1e-5)
+    refused = post(server.url, "/v1/embeddings", {"input": ids})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "token_ids_refused"
+    with running_server(create_app(tiny_model, ServerSettings(allow_token_ids=True))) as allowing:
+        bare = post(allowing.url, "/v1/embeddings", {"input": ids})
+        np.testing.assert_allclose(vectors_of(bare), tiny_model.embed_formatted(texts), atol=1e-5)
+
+
+def test_raw_embeddings_embed_untyped_texts_as_sent(raw_server, tiny_model):
+    """--raw-embeddings: untyped texts are embedded as sent, as vLLM or TEI would (typed ones keep their format)."""
+    texts = [tiny_model.prompts.document(DOCS[0]), "no end-of-text token"]
+    raw = post(raw_server.url, "/v1/embeddings", {"input": texts})
+    np.testing.assert_allclose(vectors_of(raw), tiny_model.embed_formatted(texts), atol=1e-5)
+    typed = post(raw_server.url, "/v1/embeddings", {"input": DOCS[:1], "input_type": "document"})
+    np.testing.assert_allclose(vectors_of(typed), tiny_model.embed_documents(DOCS[:1]), atol=1e-5)
 
 
 @pytest.mark.parametrize("path", ["/v1/rerank", "/rerank", "/v2/rerank"])
@@ -197,10 +212,16 @@ def assert_error(response, status, *words):
         ("/v1/embeddings", {"input": [" "], "input_type": "prompt"}, 400, ["input[0]"]),
         ("/v1/embeddings", {"input": ["a"], "instruction": "x"}, 400, ["instruction"]),
         ("/v1/embeddings", {"input": ["a"], "dimensions": 3}, 400, ["dimensions"]),
-        ("/v1/embeddings", {"input": [[1, 2], []]}, 400, ["input[1]"]),
-        ("/v1/embeddings", {"input": [[1, 10**9]]}, 400, ["input[0]", "vocabulary"]),
-        ("/v1/embeddings", {"input": [[-1]]}, 400, ["input[0]"]),
-        ("/v1/embeddings", {"input": [[1]], "input_type": "query"}, 400, ["raw"]),
+        ("/v1/embeddings", {"input": [[1, 2], []], "input_type": "tokens"}, 400, ["input[1]"]),
+        ("/v1/embeddings", {"input": [[1, 10**9]], "input_type": "tokens"}, 400, ["input[0]", "vocabulary"]),
+        ("/v1/embeddings", {"input": [[-1]], "input_type": "tokens"}, 400, ["input[0]"]),
+        ("/v1/embeddings", {"input": [[1]], "input_type": "query"}, 400, ["input_type must be 'tokens'"]),
+        ("/v1/embeddings", {"input": ["a"], "input_type": "tokens"}, 400, ["input holds texts", "token ids"]),
+        ("/v1/embeddings", {"input": [[1, 2]]}, 400, ["OpenAIEmbeddings", "check_embedding_ctx_length=False"]),
+        ("/v1/embeddings", {"input": [1, 2]}, 400, ["tiktoken", "input_type: 'tokens'", "--allow-token-ids"]),
+        ("/v1/embeddings", {"input": True}, 422, ["input"]),
+        ("/v1/embeddings", {"input": [True, False]}, 422, ["input"]),
+        ("/v1/embeddings", {"input": [[True]], "input_type": "tokens"}, 422, ["input"]),
         ("/embed", {"inputs": ["a"], "normalize": False}, 400, ["normalize"]),
         ("/embed", {"inputs": []}, 400, ["inputs"]),
         ("/v1/rerank", {"query": "", "documents": ["a"]}, 400, ["query"]),

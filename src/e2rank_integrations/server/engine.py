@@ -16,7 +16,14 @@ from .batching import Batcher
 from .errors import APIError
 from .settings import ServerSettings
 
-__all__ = ["Engine", "Outcome", "ServableModel"]
+__all__ = ["TOKEN_IDS_REFUSED", "Engine", "Outcome", "ServableModel"]
+
+TOKEN_IDS_REFUSED = (
+    "input holds token ids, which this server does not embed unless asked to: clients such as LangChain's "
+    "OpenAIEmbeddings send tiktoken ids (not this model's) by default, and those would give meaningless vectors. "
+    "Send texts instead (for OpenAIEmbeddings: check_embedding_ctx_length=False), or, for ids of this model's "
+    "tokenizer, add input_type: 'tokens' to the request (or start the server with --allow-token-ids)."
+)
 
 
 class ServableModel(Protocol):
@@ -74,6 +81,8 @@ class Engine:
     def format(self, texts: Sequence[str], input_type: str | None, instruction: str | None, name: str) -> list[str]:
         """The exact model inputs for ``texts`` of one input type (see ``protocol.InputType``)."""
         kind = input_type or ("raw" if self.settings.raw_embeddings else "document")
+        if kind == "tokens":
+            raise APIError(400, f"{name} holds texts: input_type 'tokens' takes token ids (lists of integers)")
         if instruction is not None and kind != "query":
             raise APIError(400, f"instruction applies to input_type 'query', not {kind!r}", "invalid_value")
         prompts = self.model.prompts
@@ -89,8 +98,12 @@ class Engine:
 
     def decode_ids(self, ids: Sequence[Sequence[int]], input_type: str | None, name: str) -> list[str]:
         """Token ids as the text the model's tokenizer gives them back (exact for ids that tokenizer produced)."""
-        if input_type not in (None, "raw"):
-            raise APIError(400, f"token ids are embedded as given: input_type must be 'raw', not {input_type!r}")
+        if input_type is None and not self.settings.allow_token_ids:
+            raise APIError(400, TOKEN_IDS_REFUSED, "token_ids_refused")
+        if input_type not in (None, "tokens"):
+            raise APIError(
+                400, f"{name} holds token ids: input_type must be 'tokens' (or left out), not {input_type!r}"
+            )
         vocab = len(self.model.tokenizer)
         texts = []
         for i, row in enumerate(ids):

@@ -23,6 +23,9 @@ class ServerSettings:
         batching: ``False`` runs each request's texts alone (the baseline the benchmark compares against).
         raw_embeddings: Embed ``/v1/embeddings`` and ``/embed`` texts exactly as sent when a request gives no
             ``input_type``, as vLLM or TEI would (default: as documents, ``text<|endoftext|>``).
+        allow_token_ids: Embed bare token ids sent to ``/v1/embeddings`` as this model's ids (default: refused
+            with 400, because clients such as LangChain's ``OpenAIEmbeddings`` send tiktoken ids; a request can
+            still send model ids on purpose with ``input_type: "tokens"``).
         retry_after_s: The ``Retry-After`` seconds sent with 429 and 503.
         drain_timeout_s: On SIGTERM, how long ``e2rank serve`` waits for in-flight requests before exiting.
 
@@ -39,6 +42,7 @@ class ServerSettings:
     payload_limit_mb: float = 16.0
     batching: bool = True
     raw_embeddings: bool = False
+    allow_token_ids: bool = False
     retry_after_s: int = 1
     drain_timeout_s: float = 30.0
 
