@@ -15,7 +15,10 @@ from .errors import (
     E2RankCompatibilityError,
     E2RankConnectionError,
     E2RankError,
+    E2RankInputError,
     E2RankTimeoutError,
+    E2RankTypeError,
+    E2RankValueError,
 )
 from .prompts import PromptFormat
 from .types import AsyncBackend, Backend, RankResult
@@ -35,8 +38,11 @@ __all__ = [
     "E2RankCompatibilityError",
     "E2RankConnectionError",
     "E2RankError",
+    "E2RankInputError",
     "E2RankModel",
     "E2RankTimeoutError",
+    "E2RankTypeError",
+    "E2RankValueError",
     "EmbeddingCache",
     "LRUCache",
     "PromptFormat",
