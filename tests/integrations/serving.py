@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import uvicorn
+from uvicorn.config import HTTP_PROTOCOLS
+from uvicorn.importer import import_from_string
 
 
 @dataclass
@@ -25,13 +27,21 @@ class Running:
 
 
 @contextmanager
-def running_server(app: Any, *, wait_ready: bool = True) -> Iterator[Running]:
-    """Serve ``app`` on a free loopback port until the block ends."""
+def running_server(app: Any, *, wait_ready: bool = True, http: str = "auto") -> Iterator[Running]:
+    """Serve ``app`` on a free loopback port until the block ends, configured as ``e2rank serve`` configures it.
+
+    ``http``: the uvicorn protocol under the server's connection limits (``h11`` or ``httptools``).
+    """
+    from e2rank_integrations.server.runner import guarded_protocol, server_config
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    config = server_config(app, log_level="warning")
+    if http != "auto":
+        config.http = guarded_protocol(app.state.e2rank, base=import_from_string(HTTP_PROTOCOLS[http]))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

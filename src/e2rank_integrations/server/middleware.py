@@ -1,7 +1,8 @@
-"""Plain ASGI middleware: request ids and metrics, bearer-key authentication, the body size limit."""
+"""Plain ASGI middleware: request ids and metrics, bearer-key authentication, the body size and time limits."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
@@ -72,11 +73,16 @@ class AuthMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse a body over ``limit`` bytes with 413, by its Content-Length or while it streams in."""
+    """Refuse a body that is too large (413) or too slow (408).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Too large: over ``limit`` bytes, by its Content-Length or while it streams in. Too slow: not all there within
+    ``timeout`` seconds of the request's headers.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,24 +92,34 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
             return
-        # Read the whole body here (at most `limit` bytes), then hand it on in one message.
+        # Read the whole body here (at most `limit` bytes, within `timeout`), then hand it on in one message.
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.timeout)
+        except asyncio.TimeoutError:
+            message = f"the request body did not arrive within {self.timeout:g} s"
+            await error_response(408, message, "request_timeout", {"Connection": "close"})(scope, receive, send)
+            return
+        if body is None:
+            await self._refuse(scope, receive, send)
+            return
+        await self.app(scope, _replay([body], receive), send)
+
+    async def _read(self, receive: Receive) -> Message | None:
+        """The whole body as one message (or the disconnect that cut it short); ``None`` when over the limit."""
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)  # a disconnect: let the app see it
-                return
+                return message  # a disconnect: let the app see it
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await self._refuse(scope, receive, send)
-                return
+                return None
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body], receive), send)
+        return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit_mb = self.limit / (1024 * 1024)

@@ -73,11 +73,11 @@ class ServerState:
                 model = await run_in_threadpool(source)
             self._model = model
             self.engine = Engine(model, self.batcher, self.settings)
-            await self.batcher.embed([model.prompts.document("warm up")], tokens=4)
+            await self.batcher.embed([model.prompts.document("warm up")], tokens=[4])
             self.metrics.watch_backend(model.stats)
         except Exception as exc:
             self.status, self.message = "failed", f"could not load the model: {exc}"
-            logger.error(self.message)
+            logger.error(self.message, exc_info=exc)  # the traceback says where, the message only what
             return
         if self.status == "loading":
             self.status = "ok"
@@ -138,6 +138,17 @@ class ServerState:
         if self.status in ("ok", "loading"):
             self.status, self.message = "draining", "the server is shutting down"
             logger.info("draining: %d request(s) in flight", self.in_flight)
+
+    def abort_in_flight(self) -> None:
+        """Answer the model requests still in flight with 503 (and ``Retry-After``) now: the server is stopping.
+
+        Called when a drain runs out of time (or on SIGINT), before uvicorn stops: a request it cut off instead
+        would get a plain-text 500 that no client knows to retry.
+        """
+        self.begin_drain()
+        if self.in_flight:
+            logger.warning("stopping: %d request(s) still in flight get 503", self.in_flight)
+        self.batcher.abort(self._unavailable)
 
     @property
     def finished(self) -> bool:
