@@ -177,8 +177,8 @@ class Engine:
     ) -> list[RankResult]:
         """The listwise rerank of ``E2RankModel.rerank``, with every embedding queued through the batcher."""
         query = check_query(query)
-        documents = check_texts(documents, name)
         self.check_count(len(documents), name)
+        documents = check_texts(documents, name)
         if doc_embeddings is not None:
             vectors = as_embeddings(doc_embeddings, len(documents), dim=self.model.dimension)
         else:
