@@ -27,12 +27,15 @@ class Running:
 
 
 @contextmanager
-def running_server(app: Any, *, wait_ready: bool = True, http: str = "auto") -> Iterator[Running]:
+def running_server(
+    app: Any, *, wait_ready: bool = True, http: str = "auto", draining: bool = False
+) -> Iterator[Running]:
     """Serve ``app`` on a free loopback port until the block ends, configured as ``e2rank serve`` configures it.
 
     ``http``: the uvicorn protocol under the server's connection limits (``h11`` or ``httptools``).
+    ``draining``: stop as ``e2rank serve`` stops (what is still in flight gets 503), and exit on a failed load.
     """
-    from e2rank_integrations.server.runner import guarded_protocol, server_config
+    from e2rank_integrations.server.runner import DrainingServer, guarded_protocol, server_config
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -41,7 +44,7 @@ def running_server(app: Any, *, wait_ready: bool = True, http: str = "auto") -> 
     config = server_config(app, log_level="warning")
     if http != "auto":
         config.http = guarded_protocol(app.state.e2rank, base=import_from_string(HTTP_PROTOCOLS[http]))
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app.state.e2rank) if draining else uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -226,6 +226,38 @@ def test_a_failed_load_logs_its_traceback(tmp_path, caplog):
     assert record.exc_info is not None
 
 
+# ---------------------------------------------------------------------------- stopping
+
+
+def test_requests_still_running_when_the_server_stops_get_the_json_503(tiny_path):
+    model = E2RankModel.from_pretrained(tiny_path)
+    real, entered, release = model.count_tokens, threading.Event(), threading.Event()
+
+    def count_tokens(texts):  # a long tokenization in a worker thread, which nothing can interrupt
+        if any("stuck" in t for t in texts):
+            entered.set()
+            assert release.wait(120)
+        return real(texts)
+
+    model.count_tokens = count_tokens
+    outcome = {}
+
+    def client(url):
+        outcome["r"] = httpx.post(url + "/v1/embeddings", json={"input": ["stuck"]}, timeout=120)
+        release.set()
+
+    with running_server(create_app(model), draining=True) as running:
+        caller = threading.Thread(target=client, args=(running.url,))
+        caller.start()
+        assert entered.wait(60)
+    # The server stopped: what was still running was answered (uvicorn gives up on it after its grace period).
+    caller.join(120)
+    response = outcome["r"]
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    error = ErrorResponse.model_validate_json(response.content).error
+    assert error.code == "draining" and "shutting down" in error.message
+
+
 # ---------------------------------------------------------------------------- the event loop stays free
 
 

@@ -61,5 +61,5 @@ def create_app(backend: ModelSource, settings: ServerSettings | None = None) -> 
     app.add_middleware(BodyLimitMiddleware, limit=settings.payload_limit_bytes, timeout=settings.request_read_timeout_s)
     if settings.api_key is not None:
         app.add_middleware(AuthMiddleware, api_key=settings.api_key)
-    app.add_middleware(RequestContextMiddleware, metrics=state.metrics, paths=PATHS)
+    app.add_middleware(RequestContextMiddleware, state=state, paths=PATHS)
     return app

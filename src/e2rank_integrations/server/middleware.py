@@ -7,22 +7,30 @@ import hmac
 import time
 import uuid
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
-from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .state import ServerState
 
 __all__ = ["AuthMiddleware", "BodyLimitMiddleware", "RequestContextMiddleware"]
 
 
 class RequestContextMiddleware:
-    """Echo ``X-Request-Id`` (or make one) and count every request and its latency, by route."""
+    """Echo ``X-Request-Id`` (or make one) and count every request and its latency, by route.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, paths: Collection[str]) -> None:
+    It also answers a request that uvicorn cuts off while the server stops (it cancels what still runs a few
+    seconds after a drain) with the JSON 503 and ``Retry-After`` that clients retry, not uvicorn's plain-text 500.
+    """
+
+    def __init__(self, app: ASGIApp, state: ServerState, paths: Collection[str]) -> None:
         self.app = app
-        self.metrics = metrics
+        self.state = state
+        self.metrics = state.metrics
         self.paths = frozenset(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -32,7 +40,7 @@ class RequestContextMiddleware:
         request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
         path = scope["path"] if scope["path"] in self.paths else "other"  # no label per unknown URL
         start = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -43,8 +51,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if status is not None or self.state.status != "draining":
+                raise
+            error = self.state.unavailable()  # the request ends here, answered: the cancellation is done with
+            await error_response(error.status, error.message, error.code, error.headers)(scope, receive, send_with_id)
         finally:
-            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.requests.labels(path, str(status or 500)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 

@@ -28,7 +28,7 @@ from .app import create_app
 from .settings import ServerSettings
 from .state import ModelSource, ServerState
 
-__all__ = ["guarded_protocol", "serve", "server_config"]
+__all__ = ["DrainingServer", "guarded_protocol", "serve", "server_config"]
 
 logger = logging.getLogger("e2rank_integrations.server")
 
@@ -100,8 +100,12 @@ def server_config(
     )
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn's server, with a first SIGTERM that drains instead of stopping at once."""
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, with a first SIGTERM that drains instead of stopping at once.
+
+    Run an app of :func:`~e2rank_integrations.server.create_app` yourself as ``e2rank serve`` does:
+    ``DrainingServer(server_config(app), app.state.e2rank).run()``.
+    """
 
     def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
         super().__init__(config)
@@ -149,7 +153,7 @@ def serve(
             host,
             port,
         )
-    _DrainingServer(config, state).run()
+    DrainingServer(config, state).run()
     return 1 if state.status == "failed" else 0
 
 

@@ -99,20 +99,21 @@ class ServerState:
 
     # ------------------------------------------------------------------ admission and draining
 
-    def _unavailable(self) -> APIError:
+    def unavailable(self) -> APIError:
+        """The 503 (with ``Retry-After``) for a request the server cannot take now: loading, draining, failed."""
         message = self.message or f"the server is {self.status}"
         return APIError(503, message, self.status, {"Retry-After": str(self.settings.retry_after_s)})
 
     def loaded_model(self) -> ServableModel:
         """The model, or a 503 while it loads (or after it failed to)."""
         if self._model is None:
-            raise self._unavailable()
+            raise self.unavailable()
         return self._model
 
     def ready_engine(self) -> Engine:
         """The engine, or a 503 while the model loads, failed, or the server drains."""
         if self.status != "ok" or self.engine is None:
-            raise self._unavailable()
+            raise self.unavailable()
         return self.engine
 
     def admit(self) -> Engine:
@@ -148,7 +149,7 @@ class ServerState:
         self.begin_drain()
         if self.in_flight:
             logger.warning("stopping: %d request(s) still in flight get 503", self.in_flight)
-        self.batcher.abort(self._unavailable)
+        self.batcher.abort(self.unavailable)
 
     @property
     def finished(self) -> bool:
