@@ -135,3 +135,14 @@ async def test_abort_fails_running_and_queued_jobs_and_refuses_new_ones():
         with pytest.raises(ConnectionAbortedError):
             await batcher.embed(["c"], [1])
         embedder.gate.set()  # the forward pass that was running ends: its rows go nowhere
+
+
+async def test_stop_fails_the_job_whose_call_is_running():
+    embedder = Embedder()
+    async with running(embedder, max_batch_tokens=1000) as batcher:
+        job = asyncio.ensure_future(batcher.embed(["a"], [1]))
+        await entered(embedder)
+        await batcher.stop()
+        with pytest.raises(RuntimeError, match="stopped before this request ran"):
+            await job
+        embedder.gate.set()

@@ -124,12 +124,12 @@ class Batcher:
         self._pending.clear()
 
     async def stop(self) -> None:
-        """Stop the worker; jobs not finished fail with ``RuntimeError``."""
+        """Stop the worker; jobs not finished (queued or running) fail with ``RuntimeError``."""
+        self.abort(lambda: RuntimeError("the server stopped before this request ran"))
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
-        self.abort(lambda: RuntimeError("the server stopped before this request ran"))
         if self._executor is not None:
             # Do not wait here for a forward pass that is still running: the process ends once it returns.
             self._executor.shutdown(wait=False, cancel_futures=True)
