@@ -17,7 +17,10 @@ from .errors import (
     E2RankConnectionError,
     E2RankError,
     E2RankIndexError,
+    E2RankInputError,
     E2RankTimeoutError,
+    E2RankTypeError,
+    E2RankValueError,
 )
 from .prompts import PromptFormat
 from .types import AsyncBackend, Backend, RankResult
@@ -38,8 +41,11 @@ __all__ = [
     "E2RankConnectionError",
     "E2RankError",
     "E2RankIndexError",
+    "E2RankInputError",
     "E2RankModel",
     "E2RankTimeoutError",
+    "E2RankTypeError",
+    "E2RankValueError",
     "EmbeddingCache",
     "LRUCache",
     "PackedContext",

@@ -6,10 +6,13 @@ so vectors from another model or another setting are never returned, and one SQL
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -19,6 +22,8 @@ from typing import Union
 import numpy as np
 
 from .types import Embeddings
+
+logger = logging.getLogger("e2rank_integrations.cache")
 
 __all__ = [
     "DEFAULT_CACHE_ENTRIES",
@@ -62,6 +67,9 @@ class EmbeddingCache(ABC):
     @abstractmethod
     def clear(self) -> None:
         """Remove every entry."""
+
+    def close(self) -> None:  # noqa: B027 - a no-op unless the cache holds a file or a connection
+        """Release files and connections (the cache opens them again on next use)."""
 
 
 class LRUCache(EmbeddingCache):
@@ -116,7 +124,13 @@ class SQLiteCache(EmbeddingCache):
     """Persistent cache in one SQLite file (WAL mode): index in one process, rerank in another.
 
     Several processes may read and write the same file at once; a writer waits for another's lock for up to
-    ``timeout`` seconds.
+    ``timeout`` seconds. Reads and writes use separate connections, so a write waiting for that lock never stalls
+    a read.
+
+    Every entry can be recomputed, so the cache never fails a call: the file is checked when it is opened
+    (``PRAGMA quick_check``), and a corrupt or truncated one is moved aside (renamed ``<name>.corrupt-<time>``,
+    with a warning naming it) and a fresh one started; a read that fails later is a miss and a write that fails
+    is skipped, each logged.
     """
 
     _CHUNK = 500  # keys per SELECT: under SQLite's bound-parameter limit on every version
@@ -125,65 +139,118 @@ class SQLiteCache(EmbeddingCache):
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
-        self._lock = threading.Lock()
-        self._pid = -1
-        self._conn: sqlite3.Connection | None = None
-        self._connect()
+        # One lock per connection: readers never queue behind a writer that waits for another process.
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._connections: dict[str, sqlite3.Connection] = {}
+        self._pid = os.getpid()
+        with self._write_lock, self._read_lock:
+            self._open_checked()
 
-    def _connect(self) -> sqlite3.Connection:
-        # A connection must not cross a fork: reopen in a child process.
-        if self._conn is None or self._pid != os.getpid():
+    def _open_checked(self) -> None:
+        """Open the file, or move it aside and start a fresh one if it is corrupt (both locks held)."""
+        try:
+            problems = [row[0] for row in self._connection("write").execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems[:3]))
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # locked, unreadable, no such directory: nothing a new file would fix
+            self._close_connections()
+            moved = _move_aside(self.path)
+            logger.warning(
+                "the embedding cache %s is corrupt (%s): moved it to %s and started a fresh one",
+                self.path,
+                exc,
+                moved,
+            )
+            self._connection("write")
+
+    def _connection(self, role: str) -> sqlite3.Connection:
+        """The ``"read"`` or ``"write"`` connection (call with that role's lock held)."""
+        if self._pid != os.getpid():  # a connection must not cross a fork: reopen in a child process
+            self._connections, self._pid = {}, os.getpid()
+        conn = self._connections.get(role)
+        if conn is None:
             conn = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+            self._connections[role] = conn
+        return conn
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Embeddings]:
         found: dict[str, Embeddings] = {}
         unique = list(dict.fromkeys(keys))
-        with self._lock:
-            conn = self._connect()
-            for start in range(0, len(unique), self._CHUNK):
-                chunk = unique[start : start + self._CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk)
-                for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        try:
+            with self._read_lock:
+                conn = self._connection("read")
+                for start in range(0, len(unique), self._CHUNK):
+                    chunk = unique[start : start + self._CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk)
+                    for key, blob in rows:
+                        if isinstance(blob, bytes) and len(blob) % 4 == 0:  # anything else is a miss
+                            found[key] = np.frombuffer(blob, dtype=np.float32)
+        except sqlite3.DatabaseError as exc:
+            logger.warning("could not read the embedding cache %s (%s): treating it as a miss", self.path, exc)
         return found
 
     def put_many(self, items: Mapping[str, Embeddings]) -> None:
         rows = [(key, np.asarray(v, dtype=np.float32).tobytes()) for key, v in items.items()]
         if not rows:
             return
-        with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")  # one write transaction; waits up to `timeout` for other writers
+        with self._write_lock:
+            conn = self._connection("write")
             try:
+                conn.execute("BEGIN IMMEDIATE")  # one write transaction; waits up to `timeout` for other writers
                 conn.executemany("INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?, ?)", rows)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                logger.warning("could not write %d entries to the embedding cache %s (%s)", len(rows), self.path, exc)
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._connect().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        # A connection of its own: counting a large file takes a while, and no reader or writer waits for it.
+        try:
+            with contextlib.closing(sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
+                return int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            logger.warning("could not count the entries of the embedding cache %s (%s)", self.path, exc)
+            return 0
 
     def clear(self) -> None:
-        with self._lock:
-            self._connect().execute("DELETE FROM embeddings")
+        with self._write_lock:
+            self._connection("write").execute("DELETE FROM embeddings")
+
+    @property
+    def closed(self) -> bool:
+        """True when no connection is open (one opens again on next use)."""
+        return not self._connections
 
     def close(self) -> None:
-        """Close the connection (it reopens on next use)."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Close the connections (they reopen on next use)."""
+        with self._write_lock, self._read_lock:
+            self._close_connections()
+
+    def _close_connections(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections = {}
 
     def __repr__(self) -> str:
         return f"SQLiteCache({str(self.path)!r})"
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a corrupt database file (and its WAL and shared-memory files) out of the way; the new name."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.replace(f"{target}{suffix}")
+    return target
 
 
 class TieredCache(EmbeddingCache):
@@ -218,6 +285,10 @@ class TieredCache(EmbeddingCache):
     def clear(self) -> None:
         for tier in self.tiers:
             tier.clear()
+
+    def close(self) -> None:
+        for tier in self.tiers:
+            tier.close()
 
     def __repr__(self) -> str:
         return f"TieredCache{self.tiers!r}"

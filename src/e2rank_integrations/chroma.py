@@ -12,11 +12,8 @@ rerank embeds one text (the listwise prompt). :class:`E2RankChromaRetriever` doe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ._optional import require
-from .model import E2RankModel, shared_model
 from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
+from .registry import REGISTRY, shared_model
 from .scoring import check_positive_int, check_top_n
 from .types import Embeddings, check_backend, is_async_backend
 
@@ -43,13 +40,9 @@ _CONFIG_KEYS = (*_SOURCE_KEYS, "instruction")
 # A change of any of these would mix vectors from two models (or two encodings) in one collection.
 _FIXED_KEYS = ("model_name_or_path", "max_length", "prompts", "server_url", "instruction")
 
-# Stored configuration (its source keys) -> the backend a function with that configuration uses in this process.
-# Chroma rebuilds the function from the configuration often (``is_legacy`` on every create, ``collection.configuration``
-# on every embed of a collection opened without a function): each rebuild must find the live backend, never load
-# the weights again. Weak values: a model the caller made and dropped is not kept alive here.
-_BACKENDS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
-_CLIENTS: dict[str, Any] = {}  # HTTP clients built from a server URL, shared like the models of `shared_model`
-_CLIENTS_LOCK = threading.Lock()
+# Chroma rebuilds the function from the stored configuration often (``is_legacy`` on every create,
+# ``collection.configuration`` on every embed of a collection opened without a function): each rebuild must find the
+# live backend in the registry (remembered under its source keys), never load the weights again.
 
 
 @register_embedding_function
@@ -64,7 +57,7 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
     Args:
         backend: The model or client to embed with.
         model_name_or_path: Instead of ``backend``: a hub id or local directory to load with
-            :func:`~e2rank_integrations.model.shared_model`.
+            :func:`~e2rank_integrations.registry.shared_model`.
         server_url: Instead of ``backend``: the URL of an ``e2rank serve`` server (needs the ``client`` extra).
         api_key_env: The environment variable that holds the server's API key. The key itself is never stored in
             the collection's configuration; the variable's name is.
@@ -118,7 +111,12 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         if api_key_env is not None and (self._source is None or self._source["server_url"] is None):
             raise ValueError("api_key_env names the API key of a server: give it with server_url= or an E2RankClient")
         if self._source is not None:
-            _remember(self._source, backend)
+            REGISTRY.remember(_source_key(self._source), backend)  # the newest function's backend wins
+
+    @property
+    def source(self) -> dict[str, Any] | None:
+        """What a stored configuration says of the backend (model or server), or ``None`` if it cannot say."""
+        return None if self._source is None else dict(self._source)
 
     def __call__(self, input: Documents) -> ChromaEmbeddings:
         """Embed documents (what Chroma stores): the text, then ``<|endoftext|>``; no instruction."""
@@ -167,7 +165,7 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         E2RankEmbeddingFunction.validate_config(config)
         source = {key: config.get(key) for key in _SOURCE_KEYS}
         instruction, api_key_env = config["instruction"], source["api_key_env"]
-        backend = _BACKENDS.get(_source_key(source))
+        backend = REGISTRY.find(_source_key(source))
         if backend is not None:
             return E2RankEmbeddingFunction(backend, api_key_env=api_key_env, instruction=instruction)
         if source["server_url"] is not None:
@@ -376,7 +374,7 @@ class E2RankChromaRetriever:
         else:
             instruction = config["instruction"] if config is not None else None
             function = E2RankEmbeddingFunction(backend, instruction=instruction)
-            mine = function._source or {}
+            mine = function.source or {}
             if config is not None and mine.get("model_name_or_path") and config.get("model_name_or_path"):
                 # Both are local models: another one would score against vectors it did not make.
                 function.validate_config_update(config, function.get_config())
@@ -442,11 +440,11 @@ def _default_instruction(backend: object) -> str:
     return prompts.query_instruction if isinstance(prompts, PromptFormat) else DEFAULT_QUERY_INSTRUCTION
 
 
-def _describe(backend: object, server_url: str | None, api_key_env: str | None) -> dict[str, Any] | None:
+def _describe(backend: Any, server_url: str | None, api_key_env: str | None) -> dict[str, Any] | None:
     """The source keys of a stored configuration for ``backend``, or ``None`` where nothing could rebuild it."""
     source: dict[str, Any] = dict.fromkeys(_SOURCE_KEYS)
-    if isinstance(backend, E2RankModel) and backend.name_or_path:
-        name = backend.name_or_path
+    name = getattr(backend, "name_or_path", None)
+    if _is_local_model(backend) and isinstance(name, str) and name:
         # A relative directory would not be found from another working directory: store it absolute.
         source["model_name_or_path"] = os.path.abspath(name) if os.path.isdir(name) else name
         source["max_length"] = backend.max_length
@@ -462,14 +460,14 @@ def _describe(backend: object, server_url: str | None, api_key_env: str | None) 
     return source
 
 
+def _is_local_model(backend: object) -> bool:
+    """An in-process model (an ``E2RankModel``, told by what it has: its cached path and fingerprint), not a client."""
+    fingerprint = getattr(backend, "fingerprint", None)
+    return callable(getattr(backend, "embed_formatted", None)) and isinstance(fingerprint, str)
+
+
 def _source_key(source: Mapping[str, Any]) -> str:
-    return json.dumps(source, sort_keys=True)
-
-
-def _remember(source: Mapping[str, Any], backend: object) -> None:
-    # An object without weak references is not remembered: rebuilds then load (or connect) their own.
-    with contextlib.suppress(TypeError):
-        _BACKENDS[_source_key(source)] = backend  # the newest function's backend wins
+    return "chroma-source:" + json.dumps(source, sort_keys=True)
 
 
 def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict[str, Any]) -> Any:
@@ -489,13 +487,9 @@ def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise ValueError(f"the environment variable {api_key_env} (api_key_env) is not set: it holds the API key")
-    key = json.dumps([server_url, api_key_env, client_kwargs], sort_keys=True, default=repr)
-    with _CLIENTS_LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            client_module = require("e2rank_integrations.client", extra="client")
-            client = _CLIENTS[key] = client_module.E2RankClient(server_url, api_key=api_key, **client_kwargs)
-    return client
+    key = "client:" + json.dumps([server_url, api_key_env, client_kwargs], sort_keys=True, default=repr)
+    client_module = require("e2rank_integrations.client", extra="client")
+    return REGISTRY.get(key, lambda: client_module.E2RankClient(server_url, api_key=api_key, **client_kwargs))
 
 
 def _query_columns(result: Mapping[str, Any], query_index: int | None) -> dict[str, Any]:

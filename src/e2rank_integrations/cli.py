@@ -318,7 +318,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = ServerSettings(
             model_id=args.model_id,
-            api_key=args.api_key or os.environ.get("E2RANK_API_KEY") or None,
+            api_key=_api_key(args.api_key),
             max_batch_tokens=args.max_batch_tokens,
             max_client_batch_size=args.max_client_batch_size,
             max_concurrent_requests=args.max_concurrent_requests,
@@ -327,6 +327,10 @@ def run_serve(args: argparse.Namespace) -> int:
             raw_embeddings=args.raw_embeddings,
             allow_token_ids=args.allow_token_ids,
             drain_timeout_s=args.drain_timeout,
+            max_request_tokens=args.max_request_tokens,
+            limit_concurrency=args.limit_concurrency,
+            timeout_keep_alive_s=args.timeout_keep_alive,
+            request_read_timeout_s=args.timeout_request_read,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
@@ -340,6 +344,19 @@ def run_serve(args: argparse.Namespace) -> int:
         )
 
     return serve(load, settings, host=args.host, port=args.port, log_level=args.log_level)
+
+
+def _api_key(given: str | None) -> str | None:
+    """``--api-key``, else ``$E2RANK_API_KEY``, else no key; one given empty is refused, never taken for none."""
+    for source, key in (("--api-key", given), ("E2RANK_API_KEY", os.environ.get("E2RANK_API_KEY"))):
+        if key is not None:
+            if not key.strip():
+                raise CLIError(
+                    f"{source} is empty (did the variable it was set from expand to nothing?): give the key, or "
+                    f"leave {source} out to serve without authentication"
+                )
+            return key
+    return None
 
 
 # ---------------------------------------------------------------------------- mcp
@@ -445,6 +462,22 @@ def build_parser() -> argparse.ArgumentParser:
         "LangChain's OpenAIEmbeddings sends tiktoken ids unless check_embedding_ctx_length=False)",
     )
     serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
+    # Abuse limits (docs/deployment.md says what each bounds and what is left to a reverse proxy).
+    serve_p.add_argument(
+        "--max-request-tokens", type=int, default=1_048_576, help="tokens one request may embed (more: 413)"
+    )
+    serve_p.add_argument(
+        "--limit-concurrency", type=int, default=1024, help="open connections; more are closed on accept"
+    )
+    serve_p.add_argument(
+        "--timeout-keep-alive", type=int, default=5, help="seconds an idle keep-alive connection stays open"
+    )
+    serve_p.add_argument(
+        "--timeout-request-read",
+        type=float,
+        default=30.0,
+        help="seconds a client may take to send a request's headers, and again its body (then: closed, 408)",
+    )
     serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add_index_parser(sub)
 

@@ -8,8 +8,10 @@
   so the operation was refused rather than answered wrongly.
 - :class:`E2RankIndexError`: a bulk index job cannot go on: a malformed input record (the message names the file
   and the line or row) or an output written with another model.
-
-Bad arguments raise ``TypeError``/``ValueError`` as usual, before any work is done.
+- :class:`E2RankInputError`: bad input (an argument, a request field), named in the message, found before any work
+  is done: :class:`E2RankValueError` (also a ``ValueError``) or :class:`E2RankTypeError` (also a ``TypeError``), so
+  ``except ValueError`` works as usual. The server answers these, and only these, with 400: any other exception is
+  a bug, logged and answered with 500.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ __all__ = [
     "E2RankConnectionError",
     "E2RankError",
     "E2RankIndexError",
+    "E2RankInputError",
     "E2RankTimeoutError",
+    "E2RankTypeError",
+    "E2RankValueError",
 ]
 
 
@@ -81,3 +86,27 @@ class E2RankIndexError(E2RankError, ValueError):
         >>> str(E2RankIndexError("corpus.jsonl line 7: no 'text' field"))
         "corpus.jsonl line 7: no 'text' field"
     """
+
+
+class E2RankInputError(E2RankError):
+    """Bad input, an argument or a request field: the message names it and says what is wrong.
+
+    Raised as one of its two subclasses, :class:`E2RankValueError` or :class:`E2RankTypeError`.
+    """
+
+
+class E2RankValueError(E2RankInputError, ValueError):
+    """An argument or request field has a bad value (empty, out of range, not valid Unicode, ragged...).
+
+    Example:
+        >>> from e2rank_integrations.prompts import check_texts
+        >>> try:
+        ...     check_texts(["fine", "bad " + chr(0xD800)], "input")
+        ... except ValueError as error:
+        ...     print(error)
+        input[1] is not valid Unicode text: it holds a lone surrogate (U+D800) at character 4
+    """
+
+
+class E2RankTypeError(E2RankInputError, TypeError):
+    """An argument or request field has the wrong type (a string where a list is expected, say)."""

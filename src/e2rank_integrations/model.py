@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from ._optional import require
 from .cache import CacheSpec, EmbeddingCache, cache_key, make_cache
+from .errors import E2RankValueError
 from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fair_caps
+from .registry import shared_model
 from .scoring import as_embeddings, check_positive_int, check_top_n, listwise_rank
 from .types import Embeddings, RankResult
 
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["DEFAULT_MODEL", "E2RankModel", "shared_model"]
+
+logger = logging.getLogger("e2rank_integrations.model")
+_T = TypeVar("_T")
 
 DEFAULT_MODEL = "Alibaba-NLP/E2Rank-0.6B"
 _SHARED_HF_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "trust_remote_code", "subfolder")
@@ -46,11 +52,41 @@ _FINGERPRINT_CONFIG_KEYS = (
 )
 
 
+class _Fixed(Generic[_T]):
+    """A setting the cache fingerprint covers: read-only once the model is built (stored as ``_<name>``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Fixed[_T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type) -> _T: ...
+
+    def __get__(self, obj: object, owner: type) -> _Fixed[_T] | _T:
+        if obj is None:
+            return self
+        value: _T = getattr(obj, f"_{self.name}")
+        return value
+
+    def __set__(self, obj: object, value: _T) -> None:
+        raise AttributeError(
+            f"E2RankModel.{self.name} is fixed once the model is loaded: the cache fingerprint covers it, so a "
+            "new value would be served vectors made under the old one. Load a new model instead "
+            f"(E2RankModel.from_pretrained(..., {self.name}=...) for a setting)."
+        )
+
+
 class E2RankModel:
     """An E2Rank embedding model that also reranks, with a cache shared by both.
 
     Use :meth:`from_pretrained` to load one. Every method returns float32 numpy arrays with L2-normalised rows,
     or :class:`~e2rank_integrations.types.RankResult` lists. The object is safe to share between threads.
+    ``close()`` (or a ``with`` block) closes its cache's file.
+
+    What the cache fingerprint covers (``model``, ``tokenizer``, ``max_length``, ``quantize``, ``fingerprint``, and
+    ``name_or_path``, which a Chroma collection stores) is read-only: load a new model to change it.
 
     Example:
         >>> from e2rank_integrations import E2RankModel
@@ -61,6 +97,13 @@ class E2RankModel:
         >>> model.rerank("What is the capital of China?", docs)[0].index  # doctest: +SKIP
         0
     """
+
+    model: _Fixed[Any] = _Fixed()
+    tokenizer: _Fixed[Any] = _Fixed()
+    name_or_path: _Fixed[str] = _Fixed()
+    max_length: _Fixed[int] = _Fixed()
+    quantize: _Fixed[str | None] = _Fixed()
+    fingerprint: _Fixed[str] = _Fixed()
 
     def __init__(
         self,
@@ -77,10 +120,10 @@ class E2RankModel:
         show_progress: bool | None = None,
     ) -> None:
         self._torch = require("torch", extra="model")
-        self.model = model
-        self.tokenizer = tokenizer
-        self.name_or_path = name_or_path
-        self.max_length = check_positive_int(max_length, "max_length")
+        self._model = model
+        self._tokenizer = tokenizer
+        self._name_or_path = name_or_path
+        self._max_length = check_positive_int(max_length, "max_length")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if max_batch_tokens is None:
             # On a CPU, forward passes of about 1k tokens stay in cache: 1.9x the throughput of 16k-token ones
@@ -89,19 +132,22 @@ class E2RankModel:
             max_batch_tokens = 16384 if on_gpu else 1024
         self.max_batch_tokens = check_positive_int(max_batch_tokens, "max_batch_tokens")
         self.prompts = prompts or PromptFormat()
-        self.quantize = quantize
+        self._quantize = quantize
         self.show_progress = show_progress
         self.cache: EmbeddingCache | None = make_cache(cache)
-        self._eos_ids: list[int] = tokenizer(self.prompts.eos, add_special_tokens=False)["input_ids"]
-        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos_ids[-1]
         self._lock = threading.RLock()  # one forward pass at a time
-        # Its own lock: counting tokens (a server sizing its batches) must not wait for another thread's forward pass.
+        # Its own lock, taken by every call into the tokenizer (a fast tokenizer is not safe to call from two
+        # threads at once); counting tokens must not wait for another thread's forward pass.
         self._tokenizer_lock = threading.Lock()
         self._last_tokenized: tuple[str, list[int]] | None = None  # see _tokenize
+        self._eos_ids: list[int] = self._tokenize([self.prompts.eos])[0]
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos_ids[-1]
+        with self._tokenizer_lock:
+            self._vocab_size = len(tokenizer)
         self._stats_lock = threading.Lock()
         self._stats = {"texts_embedded": 0, "tokens_embedded": 0, "cache_hits": 0, "batches": 0}
         self._embed_seconds = 0.0
-        self.fingerprint = self._compute_fingerprint()
+        self._fingerprint = self._compute_fingerprint()
 
     # ------------------------------------------------------------------ loading
 
@@ -170,7 +216,7 @@ class E2RankModel:
             # After the fingerprint (which records `quantize`): int8 vectors never mix with float ones in a cache.
             with warnings.catch_warnings():  # torch deprecates its eager int8 API in favour of torchao; it still works
                 warnings.simplefilter("ignore")
-                instance.model = torch.ao.quantization.quantize_dynamic(
+                instance._model = torch.ao.quantization.quantize_dynamic(
                     model, _int8_layers(torch, model), dtype=torch.qint8
                 )
         return instance
@@ -191,6 +237,24 @@ class E2RankModel:
     def dtype(self) -> str:
         """The weights' floating-point type, as a string."""
         return str(next(self.model.parameters()).dtype).removeprefix("torch.") if self.quantize is None else "int8"
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids this model's tokenizer knows (added tokens included): valid ids are ``[0, vocab_size)``."""
+        return self._vocab_size
+
+    def close(self) -> None:
+        """Close the cache's file (a SQLite cache's connections). The model stays usable: it reopens on next use."""
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> E2RankModel:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (
@@ -236,7 +300,7 @@ class E2RankModel:
         items = check_texts(texts)
         out = np.empty((len(items), self.dimension), dtype=np.float32)
         keys = [cache_key(self.fingerprint, t) for t in items]
-        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        hits = self._usable(self.cache.get_many(keys)) if self.cache is not None else {}
         todo: dict[str, str] = {}  # key -> text, each distinct text once
         for key, text in zip(keys, items):
             if key not in hits:
@@ -254,6 +318,12 @@ class E2RankModel:
         """Token counts of exact model inputs, before truncation."""
         return [len(ids) for ids in self._tokenize(check_texts(texts))]
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids, special tokens and spacing kept (exact for ids this tokenizer produced)."""
+        with self._tokenizer_lock:
+            text: str = self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return text
+
     # ------------------------------------------------------------------ reranking
 
     def chat_wrap(self, content: str) -> str:
@@ -264,12 +334,13 @@ class E2RankModel:
         """
         if not getattr(self.tokenizer, "chat_template", None):
             return QWEN3_CHAT_WRAP.format(content=content)
-        text: str = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}],
-            tokenize=False,
-            add_generation_prompt=True,
-            enable_thinking=False,
-        )
+        with self._tokenizer_lock:
+            text: str = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": content}],
+                tokenize=False,
+                add_generation_prompt=True,
+                enable_thinking=False,
+            )
         return text
 
     def listwise_prompt(
@@ -300,13 +371,14 @@ class E2RankModel:
         target = budget - overhead
         while target > 0:  # token counts are not exactly additive at the cut points: shrink until it fits
             caps = fair_caps([len(ids) for ids in doc_ids], target)
-            cut = [self.tokenizer.decode(ids[:cap]) for ids, cap in zip(doc_ids, caps)]
+            with self._tokenizer_lock:
+                cut = [self.tokenizer.decode(ids[:cap]) for ids, cap in zip(doc_ids, caps)]
             prompt = self.chat_wrap(self.prompts.listwise(query, cut, instruction))
             excess = len(self._tokenize([prompt])[0]) - budget
             if excess <= 0:
                 return prompt
             target -= max(excess, 1)
-        raise ValueError(
+        raise E2RankValueError(
             f"the listwise prompt needs {overhead} tokens without its documents, more than the budget of "
             f"{budget} tokens (max_length={self.max_length}, max_prompt_tokens={max_prompt_tokens}); "
             "shorten the query or the instruction"
@@ -391,6 +463,29 @@ class E2RankModel:
 
     # ------------------------------------------------------------------ internals
 
+    def _usable(self, found: Mapping[str, Any]) -> dict[str, Any]:
+        """The cached vectors this model could have made; any other is a miss, so it is recomputed and rewritten.
+
+        A row of another length (a single float32 would broadcast into a whole row) or not of unit length (garbage
+        bytes, NaN) would otherwise be served as an embedding.
+        """
+        good = {}
+        for key, vector in found.items():
+            if (
+                isinstance(vector, np.ndarray)
+                and vector.shape == (self.dimension,)
+                and vector.dtype.kind == "f"
+                and abs(float(vector @ vector) - 1.0) < 1e-3
+            ):
+                good[key] = vector
+        if len(good) < len(found):
+            logger.warning(
+                "%d cached embedding(s) in %r had the wrong length or norm: recomputed and rewritten",
+                len(found) - len(good),
+                self.cache,
+            )
+        return good
+
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         # A listwise prompt is measured, then embedded: one memo saves its second tokenization (12 ms of 47 on an H200).
         last = self._last_tokenized
@@ -474,7 +569,7 @@ class E2RankModel:
             "dtype": self.dtype,
             "quantize": self.quantize,
             "pooling": "last-token, L2-normalised, positions from 0",
-            "tokenizer_size": len(self.tokenizer),
+            "tokenizer_size": self._vocab_size,
         }
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
         # The tokenizer enters through the ids of a probe text (its serialisation differs between versions).
@@ -486,43 +581,6 @@ class E2RankModel:
                 digest.update(name.encode())
                 digest.update(sample.float().cpu().numpy().tobytes())
         return digest.hexdigest()[:32]
-
-
-_SHARED: dict[str, E2RankModel] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_model(name_or_path: str | os.PathLike[str], **kwargs: Any) -> E2RankModel:
-    """The process-wide :class:`E2RankModel` for these load settings: loaded on first use, then reused.
-
-    Adapters that are built from a model name (Chroma rebuilding an embedding function from a collection's stored
-    configuration, once per collection) call this, so the weights are loaded once per process however many objects
-    ask for them. Different settings (another ``max_length``, device or cache) load another model.
-
-    Args:
-        name_or_path: A hub id or a local directory, as for :meth:`E2RankModel.from_pretrained`.
-        **kwargs: Passed to :meth:`E2RankModel.from_pretrained`; part of the key that identifies the model.
-
-    Example:
-        >>> from e2rank_integrations.model import shared_model
-        >>> shared_model("Alibaba-NLP/E2Rank-0.6B") is shared_model("Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
-        True
-    """
-    key = json.dumps({"name_or_path": os.fspath(name_or_path), **kwargs}, sort_keys=True, default=_setting_key)
-    with _SHARED_LOCK:  # held while loading: two threads asking for the same model must not load it twice
-        model = _SHARED.get(key)
-        if model is None:
-            model = _SHARED[key] = E2RankModel.from_pretrained(os.fspath(name_or_path), **kwargs)
-    return model
-
-
-def _setting_key(value: object) -> object:
-    """A load setting that JSON cannot hold, as a key: a cache by identity (it is shared state), else its repr."""
-    if isinstance(value, EmbeddingCache):
-        return f"{type(value).__name__}@{id(value):x}"  # the loaded model keeps the cache alive, so the id stays its
-    if isinstance(value, PromptFormat):
-        return value.to_dict()
-    return repr(value)  # torch.dtype, torch.device, paths: equal settings have equal reprs
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

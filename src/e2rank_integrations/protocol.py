@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
+from .errors import E2RankValueError
 from .types import Embeddings
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "RerankRequest",
     "RerankResponse",
     "RerankResult",
+    "StatsResponse",
     "TEIEmbedRequest",
     "TEIRankItem",
     "TEIRerankRequest",
@@ -68,13 +70,13 @@ def encode_vector(vector: npt.ArrayLike) -> str:
 
 
 def decode_vector(data: str) -> Embeddings:
-    """The inverse of :func:`encode_vector`; a ``ValueError`` for anything that is not such a string."""
+    """The inverse of :func:`encode_vector`; an ``E2RankValueError`` for anything that is not such a string."""
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("not valid base64") from None
+        raise E2RankValueError("not valid base64") from None
     if len(raw) % 4:
-        raise ValueError(f"base64 data of {len(raw)} bytes is not a whole number of float32 values")
+        raise E2RankValueError(f"not a whole number of float32 values ({len(raw)} bytes of base64 data)")
     vector: Embeddings = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     return vector
 
@@ -227,7 +229,13 @@ class RerankRequest(_RerankOptions):
         """``doc_embeddings`` as float rows (base64 rows decoded)."""
         if self.doc_embeddings is None:
             return None
-        return [decode_vector(row) if isinstance(row, str) else row for row in self.doc_embeddings]
+        rows: list[Any] = []
+        for i, row in enumerate(self.doc_embeddings):
+            try:
+                rows.append(decode_vector(row) if isinstance(row, str) else row)
+            except E2RankValueError as exc:
+                raise E2RankValueError(f"doc_embeddings[{i}] is {exc}") from None
+        return rows
 
 
 class RerankResult(WireModel):
@@ -300,6 +308,19 @@ class InfoResponse(WireModel):
     raw_embeddings: bool = Field(description="Untyped /v1/embeddings and /embed inputs are embedded as sent.")
     prompts: dict[str, Any] = Field(description="The query, document and listwise prompt strings.")
     version: str
+
+
+class StatsResponse(WireModel):
+    """``GET /stats``: the model's counters since load and the server's queue, now."""
+
+    texts_embedded: int = Field(default=0, description="Texts run through the network (cache misses).")
+    tokens_embedded: int = Field(default=0, description="Tokens of those texts.")
+    cache_hits: int = Field(default=0, description="Texts answered from the embedding cache.")
+    batches: int = Field(default=0, description="Forward passes.")
+    embed_seconds: float = Field(default=0.0, description="Time spent in forward passes.")
+    cache_entries: int = Field(default=0, description="Entries in the embedding cache.")
+    in_flight: int = Field(description="Model requests being served.")
+    queue_depth: int = Field(description="Requests waiting for (more of) their texts to be embedded.")
 
 
 class ModelCard(WireModel):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Generator, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .errors import E2RankTypeError, E2RankValueError
 from .types import Embeddings, RankResult
 
 __all__ = [
@@ -35,18 +36,47 @@ def normalize(vectors: npt.ArrayLike) -> Embeddings:
 def as_embeddings(
     vectors: npt.ArrayLike, rows: int, name: str = "doc_embeddings", dim: int | None = None
 ) -> Embeddings:
-    """Check that ``vectors`` is a finite ``(rows, dim)`` matrix and return it L2-normalised as float32."""
+    """Check that ``vectors`` is a finite ``(rows, dim)`` matrix and return it L2-normalised as float32.
+
+    Raises:
+        E2RankTypeError: A value is not a number.
+        E2RankValueError: Rows of different lengths, the wrong number of rows or columns, NaN or infinity.
+
+    >>> as_embeddings([[1.0, 0.0], [0.0, 1.0, 0.0]], rows=2)
+    Traceback (most recent call last):
+    ...
+    e2rank_integrations.errors.E2RankValueError: doc_embeddings[1] has 3 values but doc_embeddings[0] has 2
+    """
     try:
         array = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a 2-D array of numbers: {exc}") from None
+    except (TypeError, ValueError):
+        raise _not_a_matrix(vectors, name) from None
     if array.ndim != 2 or array.shape[0] != rows:
-        raise ValueError(f"{name} must have shape ({rows}, dim), one row per document; got {array.shape}")
+        raise E2RankValueError(f"{name} must have shape ({rows}, dim), one row per document; got {array.shape}")
     if dim is not None and array.shape[1] != dim:
-        raise ValueError(f"{name} rows must have the model's dimension {dim}; got {array.shape[1]}")
+        raise E2RankValueError(f"{name} rows must have the model's dimension {dim}; got {array.shape[1]}")
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise E2RankValueError(f"{name} contains NaN or infinite values")
     return normalize(array)
+
+
+def _not_a_matrix(vectors: object, name: str) -> E2RankValueError | E2RankTypeError:
+    """Why numpy could not read ``vectors`` as a matrix, in our words (numpy's name its internals)."""
+    rows = list(vectors) if isinstance(vectors, (list, tuple)) else None
+    if rows is None:
+        return E2RankTypeError(f"{name} must be a 2-D array of numbers, got {type(vectors).__name__}")
+    lengths = [len(row) if isinstance(row, (list, tuple, np.ndarray)) else None for row in rows]
+    for i, row in enumerate(rows):
+        if lengths[i] is None:
+            return E2RankTypeError(f"{name}[{i}] must be a list of numbers, got {type(row).__name__}")
+        if lengths[i] != lengths[0]:
+            return E2RankValueError(f"{name}[{i}] has {lengths[i]} values but {name}[0] has {lengths[0]}")
+        for j, value in enumerate(row):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return E2RankTypeError(f"{name}[{i}][{j}] must be a number, got {type(value).__name__}")
+    return E2RankTypeError(f"{name} must be a 2-D array of numbers")
 
 
 def cosine_scores(query: npt.ArrayLike, documents: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -63,9 +93,9 @@ def check_top_n(top_n: object) -> int | None:
     if top_n is None:
         return None
     if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)):
-        raise TypeError(f"top_n must be a positive integer or None, got {type(top_n).__name__}")
+        raise E2RankTypeError(f"top_n must be a positive integer or None, got {type(top_n).__name__}")
     if top_n < 1:
-        raise ValueError(f"top_n must be >= 1 (or None for all), got {top_n}")
+        raise E2RankValueError(f"top_n must be >= 1 (or None for all), got {top_n}")
     return int(top_n)
 
 
@@ -93,9 +123,9 @@ def select(
 def check_positive_int(value: object, name: str) -> int:
     """``value`` if it is an ``int`` >= 1, else a ``TypeError``/``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__}")
+        raise E2RankTypeError(f"{name} must be a positive integer, got {type(value).__name__}")
     if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        raise E2RankValueError(f"{name} must be >= 1, got {value}")
     return int(value)
 
 
@@ -188,11 +218,11 @@ def fill_embeddings(
     if missing:
         filled = as_embeddings(computed, len(missing), name=f"computed {name}")
         if filled.shape[1] != known.shape[1]:
-            raise ValueError(
+            raise E2RankValueError(
                 f"{name}: the stored vectors have dimension {known.shape[1]} but the computed ones "
                 f"{filled.shape[1]}; were the candidates embedded with another model?"
             )
         out[missing] = filled
     elif np.size(computed):
-        raise ValueError(f"computed {name} were given, but every candidate has a stored vector")
+        raise E2RankValueError(f"computed {name} were given, but every candidate has a stored vector")
     return out

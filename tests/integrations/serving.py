@@ -12,6 +12,10 @@ from typing import Any
 
 import httpx
 import uvicorn
+from uvicorn.config import HTTP_PROTOCOLS
+from uvicorn.importer import import_from_string
+
+from helpers import free_port
 
 
 @dataclass
@@ -25,13 +29,27 @@ class Running:
 
 
 @contextmanager
-def running_server(app: Any, *, wait_ready: bool = True, port: int = 0) -> Iterator[Running]:
-    """Serve ``app`` on a loopback port (a free one unless given) until the block ends."""
+def running_server(
+    app: Any, *, wait_ready: bool = True, http: str = "auto", draining: bool = False, port: int = 0
+) -> Iterator[Running]:
+    """Serve ``app`` on a loopback port (a free one unless given) until the block ends, configured as ``e2rank serve``.
+
+    ``http``: the uvicorn protocol under the server's connection limits (``h11`` or ``httptools``).
+    ``draining``: stop as ``e2rank serve`` stops (what is still in flight gets 503), and exit on a failed load.
+    """
+    from e2rank_integrations.server.runner import DrainingServer, guarded_protocol, server_config
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    if getattr(app.state, "e2rank", None) is None:  # another engine's app (a stand-in for vLLM, TEI...)
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+    else:
+        config = server_config(app, log_level="warning")
+    if http != "auto":
+        config.http = guarded_protocol(app.state.e2rank, base=import_from_string(HTTP_PROTOCOLS[http]))
+    server = DrainingServer(config, app.state.e2rank) if draining else uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -53,13 +71,6 @@ def wait_until(condition: Any, message: str, limit: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(message)
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

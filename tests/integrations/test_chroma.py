@@ -162,9 +162,9 @@ def test_persistent_collection_reopens_in_a_fresh_process(tmp_path, tiny_path, o
         tmp_path,
         after=f"""
         from e2rank_integrations.chroma import E2RankEmbeddingFunction
-        from e2rank_integrations.model import _SHARED
+        from e2rank_integrations.registry import REGISTRY
 
-        out["models_loaded"] = len(_SHARED)  # every rebuild shared one model
+        out["models_loaded"] = sum(key.startswith("model:") for key in REGISTRY.keys())  # rebuilds share one
         try:
             other = E2RankEmbeddingFunction(model_name_or_path={str(other_tiny_path)!r})
             collection.modify(configuration={{"embedding_function": other}})

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,28 +25,49 @@ from .serving import wait_until
 E2RANK = str(Path(sys.executable).parent / "e2rank")
 
 
-def start(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "E2RANK_API_KEY": "from-env"}
+def start(*args: str, api_key: str | None = "from-env") -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("E2RANK_API_KEY", None)
+    if api_key is not None:
+        env["E2RANK_API_KEY"] = api_key
     return subprocess.Popen(
         [E2RANK, "serve", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
-def test_serve_drains_on_sigterm(tiny_path):
+@contextmanager
+def serving(model: Path, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``e2rank serve --model MODEL ARGS`` on a free port, ready; killed at the end if it is still running."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    auth = {"Authorization": "Bearer from-env"}
-    process = start("--model", str(tiny_path), "--port", str(port), "--log-level", "warning", "--drain-timeout", "600")
+    process = start("--model", str(model), "--port", str(port), "--log-level", "warning", *args)
     try:
         wait_until(lambda: _health(url) == 200, "e2rank serve never became ready")
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def large_request_in_flight(url: str, texts: int) -> tuple[threading.Thread, dict]:
+    """Send ``texts`` long texts in one request from a thread; return once the server has it in flight."""
+    auth = {"Authorization": "Bearer from-env"}
+    big = {"input": [f"long text {i} " * 500 for i in range(texts)]}
+    outcome: dict = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(r=httpx.post(url + "/v1/embeddings", json=big, headers=auth, timeout=600))
+    )
+    worker.start()
+    wait_until(lambda: httpx.get(url + "/stats", headers=auth).json()["in_flight"] == 1, "no request in flight")
+    return worker, outcome
+
+
+def test_serve_drains_on_sigterm(tiny_path):
+    auth = {"Authorization": "Bearer from-env"}
+    with serving(tiny_path, "--drain-timeout", "600") as (process, url):
         assert httpx.post(url + "/v1/embeddings", json={"input": ["a"]}).status_code == 401  # the key from the env
-        big = {"input": [f"long text {i} " * 500 for i in range(64)]}  # seconds of work for the tiny model
-        outcome = {}
-        worker = threading.Thread(
-            target=lambda: outcome.update(r=httpx.post(url + "/v1/embeddings", json=big, headers=auth, timeout=600))
-        )
-        worker.start()
-        wait_until(lambda: httpx.get(url + "/stats", headers=auth).json()["in_flight"] == 1, "no request in flight")
+        worker, outcome = large_request_in_flight(url, 64)  # seconds of work for the tiny model
         process.send_signal(signal.SIGTERM)
         wait_until(lambda: _health(url) in (503, None), "SIGTERM did not start a drain")
         if worker.is_alive():  # the drain waits for it, so the server still answers, with 503
@@ -53,28 +76,17 @@ def test_serve_drains_on_sigterm(tiny_path):
         worker.join(600)
         assert outcome["r"].status_code == 200 and len(outcome["r"].json()["data"]) == 64
         assert process.wait(120) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_serve_cuts_forward_passes_by_tokens_not_texts(tiny_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     auth = {"Authorization": "Bearer from-env"}
-    process = start("--model", str(tiny_path), "--port", str(port), "--log-level", "warning", "--allow-token-ids")
-    try:
-        wait_until(lambda: _health(url) == 200, "e2rank serve never became ready")
+    with serving(tiny_path, "--allow-token-ids") as (_, url):
         before = httpx.get(url + "/stats", headers=auth).json()["batches"]
         texts = [f"short text {i}" for i in range(64)]  # a few hundred tokens: one pass, not two of 32 texts
         assert httpx.post(url + "/v1/embeddings", json={"input": texts}, headers=auth).status_code == 200
         assert httpx.get(url + "/stats", headers=auth).json()["batches"] == before + 1
         ids = httpx.post(url + "/v1/embeddings", json={"input": [[9707, 1879]]}, headers=auth)  # --allow-token-ids
         assert ids.status_code == 200 and len(ids.json()["data"]) == 1
-    finally:
-        process.kill()
-        process.wait()
 
 
 def _health(url: str) -> int | None:
@@ -97,3 +109,47 @@ def test_serve_refuses_bad_limits(flag, value, capsys):
 
     assert main(["serve", "--model", "x", flag, value]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_requests_still_running_when_the_drain_times_out_get_the_json_503(tiny_path):
+    from e2rank_integrations.protocol import ErrorResponse
+
+    with serving(tiny_path, "--drain-timeout", "0") as (process, url):
+        worker, outcome = large_request_in_flight(url, 256)  # far more work than a drain of 0 s allows
+        process.send_signal(signal.SIGTERM)
+        worker.join(600)
+        response = outcome["r"]
+        assert response.status_code == 503, response.text  # not uvicorn's plain-text 500
+        assert response.headers["retry-after"] == "1"
+        error = ErrorResponse.model_validate_json(response.content).error
+        assert error.code == "draining" and "shutting down" in error.message
+        assert process.wait(120) == 0
+
+
+@pytest.mark.parametrize("where", ["flag", "environment"])
+def test_an_empty_api_key_is_refused_not_taken_for_none(where, monkeypatch, capsys):
+    from e2rank_integrations.cli import main
+
+    args = ["serve", "--model", "x"]
+    if where == "flag":
+        args += ["--api-key", ""]  # e2rank serve --api-key "$KEY", with KEY unset
+    else:
+        monkeypatch.setenv("E2RANK_API_KEY", "")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    source = "--api-key" if where == "flag" else "E2RANK_API_KEY"
+    assert f"{source} is empty" in err and "without authentication" in err
+
+
+def test_serving_beyond_loopback_without_a_key_warns(tiny_path):
+    process = start("--model", str(tiny_path), "--host", "0.0.0.0", "--port", str(free_port()), api_key=None)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any("no API key" in line for line in lines) or process.poll() is not None, "no warning")
+        (warning,) = [line for line in lines if "no API key" in line]
+        assert warning.startswith("WARNING") and "anyone who can reach 0.0.0.0" in warning
+    finally:
+        process.terminate()
+        process.wait(120)

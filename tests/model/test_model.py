@@ -132,7 +132,7 @@ def test_rerank_tokenizes_its_prompt_once(fresh_model, monkeypatch):
         def __getattr__(self, name):
             return getattr(real, name)
 
-    monkeypatch.setattr(fresh_model, "tokenizer", Counting())
+    monkeypatch.setattr(fresh_model, "_tokenizer", Counting())  # the tokenizer is read-only: under the hood
     assert fresh_model.rerank("topic 4", DOCS) != expected
     # The prompt is measured against the token budget, then embedded from the same ids.
     assert len(calls) == 1 and len(calls[0]) == 1 and "topic 4" in calls[0][0]

@@ -75,8 +75,20 @@ def test_as_embeddings_checks_shape_and_values():
         as_embeddings([[1.0, 0.0]], rows=1, dim=3)
     with pytest.raises(ValueError, match="NaN"):
         as_embeddings([[np.nan, 0.0]], rows=1)
-    with pytest.raises(TypeError, match="2-D array of numbers"):
+    with pytest.raises(TypeError, match=r"doc_embeddings\[0\]\[0\] must be a number, got str"):
         as_embeddings([["a", "b"]], rows=1)
+    with pytest.raises(TypeError, match="2-D array of numbers, got object"):
+        as_embeddings(object(), rows=1)
+
+
+def test_ragged_embeddings_are_named_in_our_words():
+    from e2rank_integrations.errors import E2RankValueError
+
+    with pytest.raises(E2RankValueError) as caught:
+        as_embeddings([[1.0, 0.0], [1.0, 0.0], [0.5]], rows=3)
+    assert str(caught.value) == "doc_embeddings[2] has 1 values but doc_embeddings[0] has 2"
+    with pytest.raises(TypeError, match=r"stored\[1\] must be a list of numbers, got float"):
+        as_embeddings([[1.0, 0.0], 3.0], rows=2, name="stored")
 
 
 def test_listwise_rank_feeds_each_pass_the_previous_order():
@@ -114,7 +126,7 @@ def test_fill_embeddings_errors():
         fill_embeddings([[1.0, 0.0], None], name="node vectors")
     with pytest.raises(ValueError, match="every candidate has a stored vector"):
         fill_embeddings([[1.0, 0.0]], [[1.0, 0.0]])
-    with pytest.raises(TypeError, match="must be a 2-D array of numbers"):
+    with pytest.raises(ValueError, match=r"doc_embeddings\[1\] has 1 values but doc_embeddings\[0\] has 2"):
         fill_embeddings([[1.0, 0.0], [1.0]])
     with pytest.raises(ValueError, match="NaN"):
         fill_embeddings([[1.0, float("nan")]])

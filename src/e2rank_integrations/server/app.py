@@ -58,8 +58,8 @@ def create_app(backend: ModelSource, settings: ServerSettings | None = None) -> 
     install_error_handlers(app)
     app.include_router(router)
     # Added innermost first: a request meets the request id and metrics, then authentication, then the body limit.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.payload_limit_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.payload_limit_bytes, timeout=settings.request_read_timeout_s)
     if settings.api_key is not None:
         app.add_middleware(AuthMiddleware, api_key=settings.api_key)
-    app.add_middleware(RequestContextMiddleware, metrics=state.metrics, paths=PATHS)
+    app.add_middleware(RequestContextMiddleware, state=state, paths=PATHS)
     return app

@@ -1,16 +1,19 @@
 """Dynamic batching: texts from concurrent requests are embedded together, off the event loop.
 
-Requests queue their (already formatted) texts with a token count. One worker takes queued jobs in arrival order
-until the next would pass ``max_batch_tokens``, embeds all their texts in one call on a dedicated inference thread
-(the model sorts them by length and pads each forward pass to its longest member), and gives every job exactly its
-own rows back. While a batch runs, new jobs queue up for the next one, so batches grow with the load.
+Requests queue their (already formatted) texts with each text's token count. One worker builds micro-batches of
+at most ``max_batch_tokens`` tokens and embeds each in one call on a dedicated inference thread (the model sorts a
+call's texts by length and pads each forward pass to its longest member), then gives every job exactly its own
+rows back. While a micro-batch runs, new jobs queue up for the next one, so batches grow with the load.
+
+A large request does not hold the others up: its texts are cut into micro-batches, and each micro-batch is filled
+first from the jobs that have had the fewest tokens embedded so far. A request that arrives while a large one runs
+has had none, so it joins the very next micro-batch: it waits for at most the one already running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from ..types import Embeddings
 __all__ = ["Batcher", "EmbedResult"]
 
 EmbedFn = Callable[[list[str]], Embeddings]
-# Called after each batch ran: (texts, tokens, seconds each job waited in the queue, seconds the batch ran).
+# Called after each batch ran: (texts, tokens, seconds each job starting in it had waited, seconds the batch ran).
 BatchObserver = Callable[[int, int, list[float], float], None]
 
 
@@ -35,12 +38,39 @@ class EmbedResult:
     inference_seconds: float
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     texts: list[str]
-    tokens: int
+    tokens: list[int]
     future: asyncio.Future[EmbedResult]
+    # Longest first: a job cut into micro-batches gives each one texts of similar length (little padding).
+    order: list[int] = field(init=False)
+    done: int = 0  # texts of `order` embedded (or handed to a running micro-batch)
+    served: int = 0  # tokens of those texts: the scheduler's measure of what the job has had
+    rows: Embeddings | None = None
     enqueued: float = field(default_factory=time.perf_counter)
+    started: float | None = None
+    inference_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.order = sorted(range(len(self.texts)), key=lambda i: -self.tokens[i])
+
+
+@dataclass
+class _Part:
+    """The texts ``job.order[start:stop]`` of one job in a micro-batch."""
+
+    job: _Job
+    start: int
+    stop: int
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.job.texts[i] for i in self.job.order[self.start : self.stop]]
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.job.tokens[i] for i in self.job.order[self.start : self.stop])
 
 
 class Batcher:
@@ -51,7 +81,7 @@ class Batcher:
     Example:
         >>> batcher = Batcher(model.embed_formatted, max_batch_tokens=16384)  # doctest: +SKIP
         >>> batcher.start()  # doctest: +SKIP
-        >>> (await batcher.embed(["a passage<|endoftext|>"], tokens=4)).vectors.shape  # doctest: +SKIP
+        >>> (await batcher.embed(["a passage<|endoftext|>"], tokens=[4])).vectors.shape  # doctest: +SKIP
         (1, 1024)
     """
 
@@ -67,14 +97,16 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.batching = batching
         self._on_batch = on_batch
-        self._pending: deque[_Job] = deque()
+        self._pending: list[_Job] = []  # jobs with texts left to hand out, in arrival order
+        self._running: list[_Job] = []  # jobs with rows still to come from a running micro-batch
+        self._refusal: Callable[[], Exception] | None = None
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     @property
     def depth(self) -> int:
-        """Jobs waiting for a batch."""
+        """Jobs waiting for (more of) their texts to be embedded."""
         return len(self._pending)
 
     def start(self) -> None:
@@ -83,38 +115,67 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="e2rank-inference")
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="e2rank-batcher")
 
+    def abort(self, error: Callable[[], Exception]) -> None:
+        """Fail every job not finished with ``error()``, and every later :meth:`embed` call (the server stops)."""
+        self._refusal = error
+        for job in [*self._pending, *self._running]:
+            if not job.future.done():
+                job.future.set_exception(error())
+        self._pending.clear()
+
     async def stop(self) -> None:
-        """Stop the worker; jobs still queued fail with ``RuntimeError``."""
+        """Stop the worker; jobs not finished (queued or running) fail with ``RuntimeError``."""
+        self.abort(lambda: RuntimeError("the server stopped before this request ran"))
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
-        while self._pending:
-            job = self._pending.popleft()
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("the server stopped before this request ran"))
         if self._executor is not None:
             # Do not wait here for a forward pass that is still running: the process ends once it returns.
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    async def embed(self, texts: Sequence[str], tokens: int) -> EmbedResult:
-        """Queue ``texts`` (exact model inputs holding ``tokens`` tokens in all) and wait for their rows."""
+    async def embed(self, texts: Sequence[str], tokens: Sequence[int]) -> EmbedResult:
+        """Queue ``texts`` (exact model inputs of ``tokens[i]`` tokens each) and wait for their rows."""
         if self._wakeup is None:
             raise RuntimeError("Batcher.start() was not called")
-        job = _Job(list(texts), tokens, asyncio.get_running_loop().create_future())
+        if self._refusal is not None:
+            raise self._refusal()
+        if len(tokens) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(tokens)} token counts")
+        job = _Job(list(texts), [max(1, int(t)) for t in tokens], asyncio.get_running_loop().create_future())
+        if not job.texts:
+            return EmbedResult(np.zeros((0, 0), dtype=np.float32), 0.0, 0.0)
         self._pending.append(job)
         self._wakeup.set()
         return await job.future
 
-    def _take(self) -> list[_Job]:
-        """Jobs for the next batch: at least one, then more in arrival order while the token budget allows."""
-        batch = [self._pending.popleft()]
-        tokens = batch[0].tokens
-        while self.batching and self._pending and tokens + self._pending[0].tokens <= self.max_batch_tokens:
-            tokens += self._pending[0].tokens
-            batch.append(self._pending.popleft())
-        return batch
+    def _take(self) -> list[_Part]:
+        """The next micro-batch: texts of the jobs that have had the fewest tokens so far, up to the budget.
+
+        A text longer than the whole budget runs alone. Without batching, one job runs whole, alone.
+        """
+        self._pending = [job for job in self._pending if not job.future.done()]  # abandoned requests are dropped
+        if not self._pending:
+            return []
+        if not self.batching:
+            job = self._pending.pop(0)
+            job.done = len(job.texts)
+            return [_Part(job, 0, len(job.texts))]
+        parts: list[_Part] = []
+        room = self.max_batch_tokens
+        for job in sorted(self._pending, key=lambda j: j.served):  # stable: arrival order among equals
+            start = stop = job.done
+            while stop < len(job.texts) and (job.tokens[job.order[stop]] <= room or (not parts and stop == start)):
+                room -= job.tokens[job.order[stop]]
+                stop += 1
+            if stop == start:
+                break  # the budget is spent: the rest wait for the next micro-batch, in the same order
+            parts.append(_Part(job, start, stop))
+            job.done = stop
+            job.served += parts[-1].tokens
+        self._pending = [job for job in self._pending if job.done < len(job.texts)]
+        return parts
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -122,31 +183,54 @@ class Batcher:
             while not self._pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            batch = [job for job in self._take() if not job.future.done()]  # skip requests already abandoned
-            if batch:
-                await self._run_batch(batch)
+            parts = self._take()
+            if parts:
+                await self._run_batch(parts)
 
-    async def _run_batch(self, batch: list[_Job]) -> None:
+    async def _run_batch(self, parts: list[_Part]) -> None:
         loop = asyncio.get_running_loop()
-        texts = [text for job in batch for text in job.texts]
+        texts = [text for part in parts for text in part.texts]
         start = time.perf_counter()
+        self._running = [part.job for part in parts]
         try:
             vectors = await loop.run_in_executor(self._executor, self._embed, texts)
         except Exception as exc:
-            if len(batch) > 1:  # one bad request must not fail the others: run each alone
-                for job in batch:
-                    await self._run_batch([job])
+            self._running = []
+            if len(parts) > 1:  # one bad request must not fail the others: run each part alone
+                for part in parts:
+                    await self._run_batch([part])
                 return
-            if not batch[0].future.done():
-                batch[0].future.set_exception(exc)
+            self._fail(parts[0].job, exc)
             return
+        finally:
+            self._running = []
         end = time.perf_counter()
+        waits = []
+        for part in parts:
+            if part.job.started is None:
+                part.job.started = start
+                waits.append(start - part.job.enqueued)
+            part.job.inference_seconds += end - start
         if self._on_batch is not None:
-            waits = [start - job.enqueued for job in batch]
-            self._on_batch(len(texts), sum(job.tokens for job in batch), waits, end - start)
+            self._on_batch(len(texts), sum(part.tokens for part in parts), waits, end - start)
         row = 0
-        for job in batch:
-            rows = np.array(vectors[row : row + len(job.texts)])  # a copy: no job holds a view of another's rows
-            row += len(job.texts)
-            if not job.future.done():
-                job.future.set_result(EmbedResult(rows, start - job.enqueued, end - start))
+        for part in parts:
+            self._deliver(part, vectors[row : row + part.stop - part.start])
+            row += part.stop - part.start
+
+    def _deliver(self, part: _Part, vectors: Embeddings) -> None:
+        """Put one part's rows in place; the job's result once all its rows are in."""
+        job = part.job
+        if job.future.done():
+            return
+        if job.rows is None:
+            job.rows = np.empty((len(job.texts), vectors.shape[1]), dtype=np.float32)  # its own: no shared views
+        job.rows[job.order[part.start : part.stop]] = vectors
+        if part.stop == len(job.texts):
+            assert job.started is not None
+            job.future.set_result(EmbedResult(job.rows, job.started - job.enqueued, job.inference_seconds))
+
+    def _fail(self, job: _Job, exc: Exception) -> None:
+        if not job.future.done():
+            job.future.set_exception(exc)
+        self._pending = [other for other in self._pending if other is not job]  # no more of its micro-batches

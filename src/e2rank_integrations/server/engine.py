@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import numpy.typing as npt
 from starlette.concurrency import run_in_threadpool
 
-from ..prompts import PromptFormat, check_query
+from ..prompts import PromptFormat, check_query, check_texts, check_unicode
 from ..scoring import as_embeddings, listwise_steps
 from ..types import Embeddings, RankResult
 from .batching import Batcher
@@ -29,18 +30,28 @@ TOKEN_IDS_REFUSED = (
 class ServableModel(Protocol):
     """What the server needs from a model: ``E2RankModel`` has all of it (more than the ``Backend`` protocol)."""
 
-    name_or_path: str
-    fingerprint: str
-    max_length: int
     prompts: PromptFormat
-    tokenizer: Any
+
+    @property
+    def name_or_path(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def max_length(self) -> int: ...
 
     @property
     def dimension(self) -> int: ...
 
+    @property
+    def vocab_size(self) -> int: ...
+
     def embed_formatted(self, texts: Sequence[str]) -> Embeddings: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
 
     def chat_wrap(self, content: str) -> str: ...
 
@@ -78,6 +89,16 @@ class Engine:
         if count > limit:
             raise APIError(413, f"{name} has {count} items, more than max_client_batch_size={limit}", "too_many_inputs")
 
+    def check_tokens(self, tokens: int) -> None:
+        """A request of more than ``max_request_tokens`` tokens (after truncation) is a 413."""
+        limit = self.settings.max_request_tokens
+        if tokens > limit:
+            raise APIError(
+                413,
+                f"the request holds {tokens} tokens, more than max_request_tokens={limit}; split it into smaller ones",
+                "too_many_tokens",
+            )
+
     def format(self, texts: Sequence[str], input_type: str | None, instruction: str | None, name: str) -> list[str]:
         """The exact model inputs for ``texts`` of one input type (see ``protocol.InputType``)."""
         kind = input_type or ("raw" if self.settings.raw_embeddings else "document")
@@ -85,6 +106,9 @@ class Engine:
             raise APIError(400, f"{name} holds texts: input_type 'tokens' takes token ids (lists of integers)")
         if instruction is not None and kind != "query":
             raise APIError(400, f"instruction applies to input_type 'query', not {kind!r}", "invalid_value")
+        texts = check_texts(texts, name)
+        if instruction is not None:
+            check_unicode(instruction, "instruction")
         prompts = self.model.prompts
         if kind == "document":
             return [prompts.document(t) for t in texts]
@@ -97,23 +121,31 @@ class Engine:
         return [self.model.chat_wrap(t) for t in texts] if kind == "prompt" else list(texts)
 
     def decode_ids(self, ids: Sequence[Sequence[int]], input_type: str | None, name: str) -> list[str]:
-        """Token ids as the text the model's tokenizer gives them back (exact for ids that tokenizer produced)."""
+        """Token ids as the text the model's tokenizer gives them back (exact for ids that tokenizer produced).
+
+        Checking and decoding a long id list takes a while: call it in a worker thread, not on the event loop.
+        """
         if input_type is None and not self.settings.allow_token_ids:
             raise APIError(400, TOKEN_IDS_REFUSED, "token_ids_refused")
         if input_type not in (None, "tokens"):
             raise APIError(
                 400, f"{name} holds token ids: input_type must be 'tokens' (or left out), not {input_type!r}"
             )
-        vocab = len(self.model.tokenizer)
+        self.check_count(len(ids), name)
+        self.check_tokens(sum(min(len(row), self.model.max_length) for row in ids))  # before decoding anything
+        vocab = self.model.vocab_size
         texts = []
         for i, row in enumerate(ids):
             if not row:
                 raise APIError(400, f"{name}[{i}] must not be an empty list of token ids", "empty_input")
-            bad = next((t for t in row if not 0 <= t < vocab), None)
-            if bad is not None:
-                raise APIError(400, f"{name}[{i}] holds token id {bad}, outside the vocabulary [0, {vocab})")
-            decode = self.model.tokenizer.decode
-            texts.append(decode(row, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+            try:
+                array = np.asarray(row, dtype=np.int64)
+                bad = [int(t) for t in array[(array < 0) | (array >= vocab)][:1]]
+            except OverflowError:  # beyond 64 bits
+                bad = [next(t for t in row if not 0 <= t < vocab)]
+            if bad:
+                raise APIError(400, f"{name}[{i}] holds token id {bad[0]}, outside the vocabulary [0, {vocab})")
+            texts.append(self.model.decode(row))
         return texts
 
     # ------------------------------------------------------------------ embedding
@@ -131,8 +163,10 @@ class Engine:
                         "shorten it or leave truncate on",
                         "input_too_long",
                     )
-        tokens = sum(min(c, limit) for c in counts)
-        result = await self.batcher.embed(formatted, tokens)
+        cut = [min(c, limit) for c in counts]
+        tokens = sum(cut)
+        self.check_tokens(into.tokens + tokens)
+        result = await self.batcher.embed(formatted, cut)
         into.tokens += tokens
         into.queue_seconds += result.queue_seconds
         into.inference_seconds += result.inference_seconds
@@ -157,6 +191,7 @@ class Engine:
         """The listwise rerank of ``E2RankModel.rerank``, with every embedding queued through the batcher."""
         query = check_query(query)
         self.check_count(len(documents), name)
+        documents = check_texts(documents, name)
         if doc_embeddings is not None:
             vectors = as_embeddings(doc_embeddings, len(documents), dim=self.model.dimension)
         else:

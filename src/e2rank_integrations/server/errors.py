@@ -10,7 +10,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import Response
+
+from ..errors import E2RankInputError
+from ..protocol import ErrorDetail, ErrorResponse
 
 __all__ = ["APIError", "error_response", "install_error_handlers"]
 
@@ -21,6 +24,7 @@ _TYPES = {
     401: "authentication_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
@@ -41,10 +45,10 @@ class APIError(Exception):
 
 def error_response(
     status: int, message: str, code: str | None = None, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """The JSON response for an error."""
-    body = {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "code": code}}
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+) -> Response:
+    """The JSON response for an error (``protocol.ErrorResponse``, the schema clients parse it with)."""
+    body = ErrorResponse(error=ErrorDetail(message=message, type=_TYPES.get(status, "server_error"), code=code))
+    return Response(body.model_dump_json(), status, dict(headers or {}), media_type="application/json")
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -77,31 +81,31 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception to an error body; anything unexpected is logged and reported as a 500."""
 
-    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
         return error_response(exc.status, exc.message, exc.code, exc.headers)
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         status, message = validation_message(exc)
         return error_response(status, message, "invalid_json" if status == 400 else "invalid_field")
 
-    async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
-        # The model's own checks (empty query, wrong shape of doc_embeddings...) raise these with a clear message.
+    async def on_bad_input(request: Request, exc: Exception) -> Response:
+        # Our own checks (empty query, ragged doc_embeddings, text that is not Unicode...) name the field at fault.
+        # Any other ValueError or TypeError is a bug: a logged 500 (on_crash), never a "bad request".
         return error_response(400, str(exc), "invalid_value")
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         return error_response(exc.status_code, detail, None, exc.headers)
 
-    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+    async def on_crash(request: Request, exc: Exception) -> Response:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, f"internal error: {type(exc).__name__}", "internal_error")
 
     app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(ValueError, on_bad_value)
-    app.add_exception_handler(TypeError, on_bad_value)
+    app.add_exception_handler(E2RankInputError, on_bad_input)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(Exception, on_crash)

@@ -63,6 +63,11 @@ class Metrics:
         )
         self.queue_depth = Gauge("e2rank_queue_depth", "Jobs waiting for a batch", registry=self.registry)
         self.in_flight = Gauge("e2rank_requests_in_flight", "Model requests being served", registry=self.registry)
+        self.connections_refused = Counter(
+            "e2rank_connections_refused",
+            "Connections closed on accept: more were open than limit_concurrency",
+            registry=self.registry,
+        )
 
     def watch(self, queue_depth: Callable[[], float], in_flight: Callable[[], float]) -> None:
         """Read the two gauges from the running server at scrape time."""

@@ -1,27 +1,36 @@
-"""Plain ASGI middleware: request ids and metrics, bearer-key authentication, the body size limit."""
+"""Plain ASGI middleware: request ids and metrics, bearer-key authentication, the body size and time limits."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
-from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .state import ServerState
 
 __all__ = ["AuthMiddleware", "BodyLimitMiddleware", "RequestContextMiddleware"]
 
 
 class RequestContextMiddleware:
-    """Echo ``X-Request-Id`` (or make one) and count every request and its latency, by route."""
+    """Echo ``X-Request-Id`` (or make one) and count every request and its latency, by route.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, paths: Collection[str]) -> None:
+    It also answers a request that uvicorn cuts off while the server stops (it cancels what still runs a few
+    seconds after a drain) with the JSON 503 and ``Retry-After`` that clients retry, not uvicorn's plain-text 500.
+    """
+
+    def __init__(self, app: ASGIApp, state: ServerState, paths: Collection[str]) -> None:
         self.app = app
-        self.metrics = metrics
+        self.state = state
+        self.metrics = state.metrics
         self.paths = frozenset(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -31,7 +40,7 @@ class RequestContextMiddleware:
         request_id = Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex
         path = scope["path"] if scope["path"] in self.paths else "other"  # no label per unknown URL
         start = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -42,8 +51,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if status is not None or self.state.status != "draining":
+                raise
+            error = self.state.unavailable()  # the request ends here, answered: the cancellation is done with
+            await error_response(error.status, error.message, error.code, error.headers)(scope, receive, send_with_id)
         finally:
-            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.requests.labels(path, str(status or 500)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
@@ -72,11 +86,16 @@ class AuthMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse a body over ``limit`` bytes with 413, by its Content-Length or while it streams in."""
+    """Refuse a body that is too large (413) or too slow (408).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Too large: over ``limit`` bytes, by its Content-Length or while it streams in. Too slow: not all there within
+    ``timeout`` seconds of the request's headers.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,24 +105,34 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
             return
-        # Read the whole body here (at most `limit` bytes), then hand it on in one message.
+        # Read the whole body here (at most `limit` bytes, within `timeout`), then hand it on in one message.
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.timeout)
+        except asyncio.TimeoutError:
+            message = f"the request body did not arrive within {self.timeout:g} s"
+            await error_response(408, message, "request_timeout", {"Connection": "close"})(scope, receive, send)
+            return
+        if body is None:
+            await self._refuse(scope, receive, send)
+            return
+        await self.app(scope, _replay([body], receive), send)
+
+    async def _read(self, receive: Receive) -> Message | None:
+        """The whole body as one message (or the disconnect that cut it short); ``None`` when over the limit."""
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)  # a disconnect: let the app see it
-                return
+                return message  # a disconnect: let the app see it
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await self._refuse(scope, receive, send)
-                return
+                return None
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([body], receive), send)
+        return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit_mb = self.limit / (1024 * 1024)

@@ -25,6 +25,7 @@ from ..protocol import (
     RerankDocument,
     RerankResponse,
     RerankResult,
+    StatsResponse,
     TEIEmbedRequest,
     TEIRankItem,
     TEIRerankRequest,
@@ -91,10 +92,8 @@ async def embeddings(
     if body.dimensions is not None and body.dimensions != engine.model.dimension:
         raise APIError(400, f"dimensions must be the model's dimension {engine.model.dimension} (or left out)")
     texts = body.texts()
-    if texts is None:
-        ids = body.token_ids()
-        engine.check_count(len(ids), "input")
-        formatted = await run_in_threadpool(engine.decode_ids, ids, body.input_type, "input")
+    if texts is None:  # checked and decoded in a worker thread: a long id list must not stall the event loop
+        formatted = await run_in_threadpool(lambda: engine.decode_ids(body.token_ids(), body.input_type, "input"))
     else:
         engine.check_count(len(texts), "input")
         formatted = engine.format(texts, body.input_type, body.instruction, "input")
@@ -206,16 +205,17 @@ async def models(state: ServerState = Depends(get_state)) -> ModelList:  # noqa:
     return ModelList(data=[ModelCard(id=state.model_id, created=_started)])
 
 
-@router.get("/stats", responses=_ERRORS, tags=["service"])
-async def stats(state: ServerState = Depends(get_state)) -> dict[str, Any]:  # noqa: B008
+@router.get("/stats", response_model=StatsResponse, responses=_ERRORS, tags=["service"])
+async def stats(state: ServerState = Depends(get_state)) -> StatsResponse:  # noqa: B008
     """The model's counters (``texts_embedded``, ``cache_hits``...) and the server's queue."""
     model = state.model
-    counters: dict[str, Any] = dict(model.stats()) if model is not None else {}
-    counters.update(in_flight=state.in_flight, queue_depth=state.batcher.depth)
-    return counters
+    # In a worker thread: the count of cache entries reads the SQLite file.
+    counters: dict[str, Any] = await run_in_threadpool(model.stats) if model is not None else {}
+    return StatsResponse(**counters, in_flight=state.in_flight, queue_depth=state.batcher.depth)
 
 
 @router.get("/metrics", response_class=Response, responses=_ERRORS, tags=["service"])
 async def metrics(state: ServerState = Depends(get_state)) -> Response:  # noqa: B008
     """Prometheus metrics: requests, latencies, queue depth, batch sizes and tokens, cache hits."""
-    return Response(state.metrics.render(), media_type=state.metrics.content_type)
+    body = await run_in_threadpool(state.metrics.render)  # it reads the model's counters, as /stats does
+    return Response(body, media_type=state.metrics.content_type)

@@ -1,22 +1,111 @@
-"""Run an app with uvicorn, draining on SIGTERM: in-flight requests finish, new ones get 503, then exit."""
+"""Run an app with uvicorn: connection limits and timeouts, and a drain on SIGTERM.
+
+On SIGTERM, in-flight requests finish while new ones get 503; requests still running when the drain times out
+(or on SIGINT) get the JSON 503 with ``Retry-After``, then the process exits.
+
+uvicorn bounds idle keep-alive connections (``timeout_keep_alive``) but nothing else about a slow client: a
+connection that never finishes its request's headers stays open for good, and it accepts every connection it is
+offered. :func:`guarded_protocol` adds both limits; the rest (rates per client, TLS) belongs to a reverse proxy
+(``docs/deployment.md``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import logging
 import signal
+import socket
 import time
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .app import create_app
 from .settings import ServerSettings
 from .state import ModelSource, ServerState
 
-__all__ = ["serve"]
+__all__ = ["DrainingServer", "guarded_protocol", "serve", "server_config"]
+
+logger = logging.getLogger("e2rank_integrations.server")
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn's server, with a first SIGTERM that drains instead of stopping at once."""
+def guarded_protocol(state: ServerState, base: Any = AutoHTTPProtocol) -> type[asyncio.Protocol]:
+    """The HTTP protocol class ``base`` of uvicorn with the limits of ``state.settings`` that uvicorn lacks.
+
+    - ``limit_concurrency``: a connection beyond it is closed as soon as it is accepted, so a flood of idle
+      connections cannot use up the process's file handles;
+    - ``request_read_timeout_s``: a connection whose next request's headers have not all arrived that long after
+      it opened (or after its previous response) is closed.
+    """
+    settings = state.settings
+    refused = state.metrics.connections_refused
+
+    class GuardedProtocol(base):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > settings.limit_concurrency:
+                refused.inc()
+                transport.close()
+                return
+            self._expect_head()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._expect_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def _expect_head(self) -> None:
+            self._stop_head_timer()
+            self._head_timer = self.loop.call_later(settings.request_read_timeout_s, self._head_timed_out)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            # A request being served had its headers in time (its body has its own limit, in the app).
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.close()
+
+    return GuardedProtocol
+
+
+def server_config(
+    app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> uvicorn.Config:
+    """The uvicorn configuration for an app of :func:`~e2rank_integrations.server.create_app`, with its limits."""
+    state: ServerState = app.state.e2rank
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=guarded_protocol(state),
+        timeout_keep_alive=state.settings.timeout_keep_alive_s,
+        timeout_graceful_shutdown=5,
+    )
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, with a first SIGTERM that drains instead of stopping at once.
+
+    Run an app of :func:`~e2rank_integrations.server.create_app` yourself as ``e2rank serve`` does:
+    ``DrainingServer(server_config(app), app.state.e2rank).run()``.
+    """
 
     def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
         super().__init__(config)
@@ -34,6 +123,11 @@ class _DrainingServer(uvicorn.Server):
         drained = self.state.finished or (self._drain_deadline is not None and time.monotonic() > self._drain_deadline)
         return drained or await super().on_tick(counter)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Before uvicorn closes the connections: what is still in flight is answered 503 now, not cut off.
+        self.state.abort_in_flight()
+        await super().shutdown(sockets)
+
 
 def serve(
     backend: ModelSource,
@@ -46,6 +140,28 @@ def serve(
     """Serve until SIGINT, or SIGTERM and a drain; returns the exit status (1 when the model failed to load)."""
     app = create_app(backend, settings)
     state: ServerState = app.state.e2rank
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
-    _DrainingServer(config, state).run()
+    config = server_config(app, host=host, port=port, log_level=log_level)  # it sets up uvicorn's logging
+    package_logger = logging.getLogger("e2rank_integrations")
+    if not package_logger.handlers:  # our lines look like uvicorn's, at the level asked for
+        package_logger.handlers = list(logging.getLogger("uvicorn").handlers)
+        package_logger.setLevel(log_level.upper())
+        package_logger.propagate = False
+    if settings.api_key is None and not _is_loopback(host):
+        logger.warning(
+            "no API key: anyone who can reach %s:%d can use this server. Set --api-key or E2RANK_API_KEY, or listen "
+            "on 127.0.0.1 behind a proxy that authenticates.",
+            host,
+            port,
+        )
+    DrainingServer(config, state).run()
     return 1 if state.status == "failed" else 0
+
+
+def _is_loopback(host: str) -> bool:
+    """True for an address (or ``localhost``) only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything

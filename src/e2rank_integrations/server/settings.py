@@ -28,6 +28,12 @@ class ServerSettings:
             still send model ids on purpose with ``input_type: "tokens"``).
         retry_after_s: The ``Retry-After`` seconds sent with 429 and 503.
         drain_timeout_s: On SIGTERM, how long ``e2rank serve`` waits for in-flight requests before exiting.
+        max_request_tokens: Most tokens (after truncation) one request may have embedded; more gives 413.
+        limit_concurrency: Most open client connections; one more is closed as soon as it is accepted.
+        timeout_keep_alive_s: How long an idle keep-alive connection stays open after a response.
+        request_read_timeout_s: How long a client may take to send a request's headers (from the connection's
+            start, or the end of its previous response) and, separately, its body; slower ones are cut off
+            (the connection closed; 408 for a body).
 
     Example:
         >>> ServerSettings(api_key="secret", max_concurrent_requests=64).max_client_batch_size
@@ -45,12 +51,26 @@ class ServerSettings:
     allow_token_ids: bool = False
     retry_after_s: int = 1
     drain_timeout_s: float = 30.0
+    # Abuse limits: one request's work, connections, and how slowly a client may send.
+    max_request_tokens: int = 1_048_576
+    limit_concurrency: int = 1024
+    timeout_keep_alive_s: int = 5
+    request_read_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_tokens", "max_client_batch_size", "max_concurrent_requests", "retry_after_s"):
+        for name in (
+            "max_batch_tokens",
+            "max_client_batch_size",
+            "max_concurrent_requests",
+            "retry_after_s",
+            "max_request_tokens",
+            "limit_concurrency",
+            "timeout_keep_alive_s",
+        ):
             check_positive_int(getattr(self, name), name)
-        if not self.payload_limit_mb > 0:
-            raise ValueError(f"payload_limit_mb must be > 0, got {self.payload_limit_mb}")
+        for name in ("payload_limit_mb", "request_read_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.drain_timeout_s < 0:
             raise ValueError(f"drain_timeout_s must be >= 0, got {self.drain_timeout_s}")
         if self.api_key is not None and not self.api_key.strip():

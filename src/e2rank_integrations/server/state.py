@@ -73,11 +73,11 @@ class ServerState:
                 model = await run_in_threadpool(source)
             self._model = model
             self.engine = Engine(model, self.batcher, self.settings)
-            await self.batcher.embed([model.prompts.document("warm up")], tokens=4)
+            await self.batcher.embed([model.prompts.document("warm up")], tokens=[4])
             self.metrics.watch_backend(model.stats)
         except Exception as exc:
             self.status, self.message = "failed", f"could not load the model: {exc}"
-            logger.error(self.message)
+            logger.error(self.message, exc_info=exc)  # the traceback says where, the message only what
             return
         if self.status == "loading":
             self.status = "ok"
@@ -99,20 +99,21 @@ class ServerState:
 
     # ------------------------------------------------------------------ admission and draining
 
-    def _unavailable(self) -> APIError:
+    def unavailable(self) -> APIError:
+        """The 503 (with ``Retry-After``) for a request the server cannot take now: loading, draining, failed."""
         message = self.message or f"the server is {self.status}"
         return APIError(503, message, self.status, {"Retry-After": str(self.settings.retry_after_s)})
 
     def loaded_model(self) -> ServableModel:
         """The model, or a 503 while it loads (or after it failed to)."""
         if self._model is None:
-            raise self._unavailable()
+            raise self.unavailable()
         return self._model
 
     def ready_engine(self) -> Engine:
         """The engine, or a 503 while the model loads, failed, or the server drains."""
         if self.status != "ok" or self.engine is None:
-            raise self._unavailable()
+            raise self.unavailable()
         return self.engine
 
     def admit(self) -> Engine:
@@ -138,6 +139,17 @@ class ServerState:
         if self.status in ("ok", "loading"):
             self.status, self.message = "draining", "the server is shutting down"
             logger.info("draining: %d request(s) in flight", self.in_flight)
+
+    def abort_in_flight(self) -> None:
+        """Answer the model requests still in flight with 503 (and ``Retry-After``) now: the server is stopping.
+
+        Called when a drain runs out of time (or on SIGINT), before uvicorn stops: a request it cut off instead
+        would get a plain-text 500 that no client knows to retry.
+        """
+        self.begin_drain()
+        if self.in_flight:
+            logger.warning("stopping: %d request(s) still in flight get 503", self.in_flight)
+        self.batcher.abort(self.unavailable)
 
     @property
     def finished(self) -> bool:
