@@ -6,9 +6,9 @@ neither torch nor any framework.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._optional import lazy_getattr
 from .cache import EmbeddingCache, LRUCache, SQLiteCache, TieredCache
 from .errors import (
     E2RankAPIError,
@@ -16,6 +16,7 @@ from .errors import (
     E2RankConnectionError,
     E2RankError,
     E2RankTimeoutError,
+    TrainingDataError,
 )
 from .prompts import PromptFormat
 from .types import AsyncBackend, Backend, RankResult
@@ -43,6 +44,7 @@ __all__ = [
     "RankResult",
     "SQLiteCache",
     "TieredCache",
+    "TrainingDataError",
     "__version__",
 ]
 
@@ -53,10 +55,7 @@ _LAZY = {
 }  # name -> module, imported on first use
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

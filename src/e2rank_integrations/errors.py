@@ -6,6 +6,8 @@
   in time.
 - :class:`E2RankCompatibilityError`: a remote engine would give inexact results (it changes the texts it embeds),
   so the operation was refused rather than answered wrongly.
+- :class:`TrainingDataError`: a training or evaluation file for ``e2rank train`` is malformed; the message names
+  the file and line.
 
 Bad arguments raise ``TypeError``/``ValueError`` as usual, before any work is done.
 """
@@ -18,6 +20,7 @@ __all__ = [
     "E2RankConnectionError",
     "E2RankError",
     "E2RankTimeoutError",
+    "TrainingDataError",
 ]
 
 
@@ -66,3 +69,21 @@ class E2RankCompatibilityError(E2RankError):
     Raised instead of returning a silently different ranking; the message says what the engine does and what would
     work instead.
     """
+
+
+class TrainingDataError(E2RankError, ValueError):
+    """A training or evaluation file is malformed.
+
+    Attributes:
+        path: The file.
+        line: The 1-based line number at fault (0 when the fault is the whole file, e.g. an empty one).
+
+    Example:
+        >>> str(TrainingDataError("train.jsonl", 3, "no 'ranking'"))
+        "train.jsonl:3: no 'ranking'"
+    """
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        self.path = path
+        self.line = line
