@@ -1,9 +1,9 @@
 """A small generated ranking task whose teacher order can be learnt: for examples, tests and benchmarks, offline.
 
-Each query is a few words; each passage of its slate repeats some of them among other words, and the teacher ranks
-passages by how many query words they share. A tiny random-weight model trained on it for a few dozen steps ranks
-held-out queries clearly better than before, which shows the whole loop (data, encoding, loss, optimizer, saving)
-works end to end. It says nothing about quality on real data.
+Each query is a few words of one topic; each passage of its slate mixes words of that topic with words of another,
+and the teacher ranks passages by how many words of the query's topic they hold. A tiny random-weight model trained
+on it for a few dozen steps ranks held-out queries clearly better than before, which shows the whole loop (data,
+encoding, loss, optimizer, saving) works end to end. It says nothing about quality on real data.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WORDS", "make_word_overlap_task", "write_jsonl"]
+__all__ = ["WORDS", "make_topic_task", "write_jsonl"]
 
 WORDS = [
     "apple",
@@ -70,47 +70,55 @@ WORDS = [
 """The task's vocabulary: common English words, one Qwen token each (with their leading space)."""
 
 
-def make_word_overlap_task(
+def make_topic_task(
     n_queries: int,
     *,
     slate_size: int = 8,
+    topics: int = 5,
     query_words: int = 3,
-    passage_words: int = 8,
+    passage_words: int = 6,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Slates in the training format, the teacher ranking passages by how many query words they contain.
+    """Slates in the training format: the teacher ranks passages by how many words of the query's topic they hold.
+
+    The vocabulary :data:`WORDS` is split into ``topics`` topics. A query is a few words of one topic; each passage
+    mixes some words of the query's topic with words of one other topic.
 
     Args:
         n_queries: Slates to make.
         slate_size: Passages per slate.
+        topics: Topics the vocabulary is split into.
         query_words: Words per query.
         passage_words: Words per passage.
         seed: Seed of the generator.
 
     Returns:
         ``{"query", "document", "ranking", "relevance"}`` dicts; passages are in a random (first-stage) order,
-        ``relevance`` is the number of query words a passage contains.
+        ``relevance`` is the number of words of the query's topic a passage holds, and ``ranking`` sorts by it
+        (ties in passage order).
 
     Example:
-        >>> slate = make_word_overlap_task(1, slate_size=4)[0]
+        >>> slate = make_topic_task(1, slate_size=4)[0]
         >>> sorted(slate["ranking"]) == [0, 1, 2, 3]
         True
     """
-    if not 0 < query_words < passage_words:
-        raise ValueError("need 0 < query_words < passage_words")
     rng = random.Random(seed)
+    size = len(WORDS) // topics
+    groups = [WORDS[i * size : (i + 1) * size] for i in range(topics)]
+    if not 0 < query_words <= size:
+        raise ValueError(f"query_words must be in 1..{size}")
     slates = []
     for _ in range(n_queries):
-        query = rng.sample(WORDS, query_words)
-        others = [w for w in WORDS if w not in query]
+        topic, *_ = rng.sample(range(topics), 1)
+        query = rng.sample(groups[topic], query_words)
         documents, relevance = [], []
         for _ in range(slate_size):
-            shared = min(query_words, int(rng.expovariate(1.0)))  # mostly 0: few relevant passages per slate
-            words = rng.sample(query, shared) + rng.sample(others, passage_words - shared)
+            shared = rng.choice([0, 0, 0, 1, 2, passage_words // 2, passage_words])  # mostly off-topic
+            other = groups[rng.choice([t for t in range(topics) if t != topic])]
+            words = rng.choices(groups[topic], k=shared) + rng.choices(other, k=passage_words - shared)
             rng.shuffle(words)
             documents.append(" ".join(words))
             relevance.append(shared)
-        # best first; ties in the order the passages came (a stable teacher)
         ranking = sorted(range(slate_size), key=lambda i: -relevance[i])
         slates.append({"query": " ".join(query), "document": documents, "ranking": ranking, "relevance": relevance})
     return slates

@@ -52,7 +52,15 @@ for _module in ("torch", "accelerate", "transformers"):  # a missing one fails h
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-__all__ = ["E2RankTrainer", "Objective", "TrainResult", "evaluate_slates", "train"]
+__all__ = [
+    "E2RankTrainer",
+    "Objective",
+    "TrainResult",
+    "build_trainer",
+    "evaluate_slates",
+    "train",
+    "training_arguments",
+]
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # Set by train() from its TrainConfig; overriding them through hf_args would break what train() relies on.
@@ -254,6 +262,49 @@ def _check_output(config: TrainConfig) -> None:
         )
 
 
+def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) -> tuple[E2RankTrainer, E2RankModel]:
+    """The :class:`E2RankTrainer` of a run: the base model in float32 (LoRA-wrapped if asked), its collator, loss.
+
+    Returns the trainer and the :class:`E2RankModel` around the model being trained (its tokenizer and prompts).
+    """
+    limit = max(config.max_query_tokens, config.max_doc_tokens, config.max_prompt_tokens)
+    encoder = E2RankModel.from_pretrained(
+        config.model, device="cpu", dtype="float32", cache=False, prompts=config.prompts, max_length=limit
+    )  # float32 master weights; --bf16 trains under autocast
+    model = encoder.model
+    if config.lora_r is not None:
+        peft = require("peft", extra="train")
+        lora = peft.LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha or 2 * config.lora_r,
+            lora_dropout=0.05,
+            target_modules=list(LORA_TARGETS),
+            task_type=peft.TaskType.FEATURE_EXTRACTION,
+        )
+        model = peft.get_peft_model(model, lora)
+    trainer = E2RankTrainer(
+        model=model,
+        args=args,
+        train_dataset=batches,  # a list is a map-style dataset; each item a whole batch
+        data_collator=SlateCollator(
+            encoder,
+            max_query_tokens=config.max_query_tokens,
+            max_doc_tokens=config.max_doc_tokens,
+            max_prompt_tokens=config.max_prompt_tokens,
+            num_prompt_docs=config.num_prompt_docs,
+        ),
+        processing_class=encoder.tokenizer,
+        objective=Objective(
+            temperature=config.temperature,
+            embedding_weight=config.embedding_weight,
+            ranknet_weight=config.ranknet_weight,
+            ranknet_scale=config.ranknet_scale,
+            negatives_cross_device=config.negatives_cross_device,
+        ),
+    )
+    return trainer, encoder
+
+
 def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     """Fine-tune ``config.model`` on ``config.data`` with the E2Rank objective and save it to ``config.output``.
 
@@ -303,41 +354,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
                 del base
                 _free_memory()
 
-    limit = max(config.max_query_tokens, config.max_doc_tokens, config.max_prompt_tokens)
-    encoder = E2RankModel.from_pretrained(
-        config.model, device="cpu", dtype="float32", cache=False, prompts=prompts, max_length=limit
-    )  # float32 master weights; --bf16 trains under autocast
-    model = encoder.model
-    if config.lora_r is not None:
-        peft = require("peft", extra="train")
-        lora = peft.LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha or 2 * config.lora_r,
-            lora_dropout=0.05,
-            target_modules=list(LORA_TARGETS),
-            task_type=peft.TaskType.FEATURE_EXTRACTION,
-        )
-        model = peft.get_peft_model(model, lora)
-    trainer = E2RankTrainer(
-        model=model,
-        args=args,
-        train_dataset=batches,  # a list is a map-style dataset; each item a whole batch
-        data_collator=SlateCollator(
-            encoder,
-            max_query_tokens=config.max_query_tokens,
-            max_doc_tokens=config.max_doc_tokens,
-            max_prompt_tokens=config.max_prompt_tokens,
-            num_prompt_docs=config.num_prompt_docs,
-        ),
-        processing_class=encoder.tokenizer,
-        objective=Objective(
-            temperature=config.temperature,
-            embedding_weight=config.embedding_weight,
-            ranknet_weight=config.ranknet_weight,
-            ranknet_scale=config.ranknet_scale,
-            negatives_cross_device=config.negatives_cross_device,
-        ),
-    )
+    trainer, encoder = build_trainer(config, batches, args)
     output = trainer.train(resume_from_checkpoint=True if config.resume else None)
 
     trained: Any = trainer.model
