@@ -37,6 +37,7 @@ def test_every_walkthrough_is_here():
         "04_chroma.ipynb",
         "05_remote_server.ipynb",
         "06_latency.ipynb",
+        "08_fine_tuning.ipynb",
     ]
 
 

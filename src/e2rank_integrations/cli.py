@@ -443,12 +443,16 @@ def add_train_parser(sub: Any) -> None:
         "train",
         help="fine-tune an embedding model into an E2Rank reranker (needs the `train` extra)",
         description=(
-            "Fine-tune an embedding model with E2Rank's objective (InfoNCE + RankNet over cosine similarity) on "
-            "JSON lines {query, document: [...], ranking: [best first], source?}; defaults are the authors'. "
-            "Needs the `train` extra: pip install 'e2rank-integrations[train]'. Example: e2rank train --model "
-            "Alibaba-NLP/E2Rank-0.6B --data train.jsonl --output my-reranker --bf16 --gradient-checkpointing. "
-            "Several GPUs: torchrun --nproc-per-node 8 -m e2rank_integrations.training --model ... (same options)."
+            "Fine-tune an embedding model with E2Rank's objective (InfoNCE + RankNet over cosine similarity) on\n"
+            "JSON lines {query, document: [...], ranking: [best first], source?}. The defaults are the authors'.\n"
+            "Needs the `train` extra: pip install 'e2rank-integrations[train]'\n\n"
+            "example:\n"
+            "  e2rank train --model Alibaba-NLP/E2Rank-0.6B --data train.jsonl --output my-reranker \\\n"
+            "      --bf16 --gradient-checkpointing --eval-data dev.jsonl\n"
+            "several GPUs (the same options):\n"
+            "  torchrun --nproc-per-node 8 -m e2rank_integrations.training --model ... --data ... --output ..."
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = train_p.add_argument
     add("--model", required=True, help="base model: hub id or local directory of an embedding model (required)")

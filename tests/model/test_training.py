@@ -32,8 +32,8 @@ def tensors(directory):
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     root = tmp_path_factory.mktemp("task")
-    train_path = write_jsonl(make_topic_task(240, seed=1, query_words=6), root / "train.jsonl")
-    dev_path = write_jsonl(make_topic_task(32, seed=2, query_words=6), root / "dev.jsonl")
+    train_path = write_jsonl(make_topic_task(240, seed=1, preferred_topic=0), root / "train.jsonl")
+    dev_path = write_jsonl(make_topic_task(32, seed=2, preferred_topic=0), root / "dev.jsonl")
     return train_path, dev_path
 
 
@@ -60,7 +60,7 @@ def test_training_learns_a_learnable_teacher_order(learned):
 def test_the_saved_directory_reranks_as_the_trained_model(learned, task):
     config, result = learned
     saved = E2RankModel.from_pretrained(config.output, cache=False)
-    for slate in make_topic_task(5, seed=3, query_words=6):
+    for slate in make_topic_task(5, seed=3):
         in_memory = result.model.rerank(slate["query"], slate["document"])
         loaded = saved.rerank(slate["query"], slate["document"])
         assert [r.index for r in loaded] == [r.index for r in in_memory]

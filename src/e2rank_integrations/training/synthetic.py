@@ -77,6 +77,7 @@ def make_topic_task(
     topics: int = 5,
     query_words: int = 3,
     passage_words: int = 6,
+    preferred_topic: int | None = None,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Slates in the training format: the teacher ranks passages by how many words of the query's topic they hold.
@@ -90,6 +91,8 @@ def make_topic_task(
         topics: Topics the vocabulary is split into.
         query_words: Words per query.
         passage_words: Words per passage.
+        preferred_topic: When set, the teacher ranks by words of this topic whatever the query (an easier,
+            query-independent teacher: a tiny random model learns it in a few dozen steps).
         seed: Seed of the generator.
 
     Returns:
@@ -109,8 +112,8 @@ def make_topic_task(
         raise ValueError(f"query_words must be in 1..{size}")
     slates = []
     for _ in range(n_queries):
-        topic, *_ = rng.sample(range(topics), 1)
-        query = rng.sample(groups[topic], query_words)
+        topic = rng.randrange(topics) if preferred_topic is None else preferred_topic
+        query = rng.sample(groups[topic if preferred_topic is None else rng.randrange(topics)], query_words)
         documents, relevance = [], []
         for _ in range(slate_size):
             shared = rng.choice([0, 0, 0, 1, 2, passage_words // 2, passage_words])  # mostly off-topic
