@@ -130,8 +130,9 @@ def run(preset: dict[str, Any], device: str, bf16: bool, checkpointing: bool) ->
         # The bare steps: the same model (now trained a little), the same batches already collated and on the device.
         model = trainer.model
         model.train()
-        trainer.optimizer = trainer.lr_scheduler = None  # the loop's optimizer states go; the bare loop has its own
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, fused=device != "cpu")
+        # The same optimizer as the loop's (transformers picks fused AdamW), with fresh states.
+        trainer.optimizer = trainer.lr_scheduler = None
+        optimizer = trainer.create_optimizer()
         autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
         on_device = [
             {k: v if k == "ranking" else {n: t.to(device) for n, t in v.items()} for k, v in b.items()}

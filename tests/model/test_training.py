@@ -48,7 +48,7 @@ def learned(task, tiny_path, tmp_path_factory):
 
 
 def test_training_learns_a_learnable_teacher_order(learned):
-    config, result = learned
+    _, result = learned
     before = result.eval_before.after["nDCG@10"]
     after = result.eval_after.after["nDCG@10"]
     print(
