@@ -38,6 +38,7 @@ def test_every_walkthrough_is_here():
         "05_remote_server.ipynb",
         "06_latency.ipynb",
         "07_agent_tools.ipynb",
+        "08_fine_tuning.ipynb",
     ]
 
 

@@ -6,9 +6,9 @@ neither torch nor any framework.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._optional import lazy_getattr
 from .cache import EmbeddingCache, LRUCache, SQLiteCache, TieredCache
 from .context import PackedContext, pack_context
 from .errors import (
@@ -21,6 +21,7 @@ from .errors import (
     E2RankTimeoutError,
     E2RankTypeError,
     E2RankValueError,
+    TrainingDataError,
 )
 from .prompts import PromptFormat
 from .types import AsyncBackend, Backend, RankResult
@@ -53,6 +54,7 @@ __all__ = [
     "RankResult",
     "SQLiteCache",
     "TieredCache",
+    "TrainingDataError",
     "__version__",
     "pack_context",
 ]
@@ -64,10 +66,7 @@ _LAZY = {
 }  # name -> module, imported on first use
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any
 
-EXTRAS = ("model", "langchain", "llama-index", "chroma", "server", "client", "eval", "parquet", "ray", "mcp", "all")
+EXTRAS = (
+    "model",
+    "langchain",
+    "llama-index",
+    "chroma",
+    "server",
+    "client",
+    "eval",
+    "parquet",
+    "ray",
+    "mcp",
+    "train",
+    "all",
+)
 
 
 def install_hint(extra: str) -> str:
@@ -29,3 +44,20 @@ def require(module: str, extra: str) -> ModuleType:
         raise ImportError(
             f"{module!r} is needed here but could not be imported ({exc}). Install it with: {hint}"
         ) from exc
+
+
+def lazy_getattr(package: str, lazy: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports name -> submodule of ``package`` on first use (heavy imports wait).
+
+    Example:
+        >>> getattr_ = lazy_getattr("json", {"JSONDecoder": "decoder"})
+        >>> getattr_("JSONDecoder").__name__
+        'JSONDecoder'
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in lazy:
+            return getattr(importlib.import_module(f".{lazy[name]}", package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -12,6 +12,8 @@
   is done: :class:`E2RankValueError` (also a ``ValueError``) or :class:`E2RankTypeError` (also a ``TypeError``), so
   ``except ValueError`` works as usual. The server answers these, and only these, with 400: any other exception is
   a bug, logged and answered with 500.
+- :class:`TrainingDataError`: a training or evaluation file for ``e2rank train`` is malformed; the message names
+  the file and line.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "E2RankTimeoutError",
     "E2RankTypeError",
     "E2RankValueError",
+    "TrainingDataError",
 ]
 
 
@@ -110,3 +113,21 @@ class E2RankValueError(E2RankInputError, ValueError):
 
 class E2RankTypeError(E2RankInputError, TypeError):
     """An argument or request field has the wrong type (a string where a list is expected, say)."""
+
+
+class TrainingDataError(E2RankError, ValueError):
+    """A training or evaluation file is malformed.
+
+    Attributes:
+        path: The file.
+        line: The 1-based line number at fault (0 when the fault is the whole file, e.g. an empty one).
+
+    Example:
+        >>> str(TrainingDataError("train.jsonl", 3, "no 'ranking'"))
+        "train.jsonl:3: no 'ranking'"
+    """
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        self.path = path
+        self.line = line

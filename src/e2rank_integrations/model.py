@@ -27,7 +27,7 @@ from .types import Embeddings, RankResult
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MODEL", "E2RankModel", "shared_model"]
+__all__ = ["DEFAULT_MODEL", "E2RankModel", "pad_left", "pool_last_token", "shared_model", "truncate_ids"]
 
 logger = logging.getLogger("e2rank_integrations.model")
 _T = TypeVar("_T")
@@ -314,6 +314,16 @@ class E2RankModel:
             self._stats["cache_hits"] += sum(1 for k in keys if k in hits)
         return out
 
+    def model_inputs(self, texts: Sequence[str], *, max_length: int | None = None) -> dict[str, torch.Tensor]:
+        """The forward-pass inputs of exact model inputs, as embedding builds them (training reuses this).
+
+        Tokenized without special tokens, cut to ``max_length`` (default ``self.max_length``) keeping
+        ``<|endoftext|>`` last, left padded (see :func:`pad_left`); on the CPU.
+        """
+        limit = self.max_length if max_length is None else check_positive_int(max_length, "max_length")
+        ids = [truncate_ids(x, limit, self._eos_ids) for x in self._tokenize(check_texts(texts))]
+        return pad_left(ids, self._pad_id)
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts of exact model inputs, before truncation."""
         return [len(ids) for ids in self._tokenize(check_texts(texts))]
@@ -499,11 +509,7 @@ class E2RankModel:
 
     def _truncate(self, ids: list[int]) -> list[int]:
         """Cut to ``max_length`` tokens, keeping a trailing end-of-text token last."""
-        if len(ids) <= self.max_length:
-            return ids
-        eos = self._eos_ids
-        keep = eos if len(eos) < self.max_length and ids[-len(eos) :] == eos else []
-        return ids[: self.max_length - len(keep)] + keep
+        return truncate_ids(ids, self.max_length, self._eos_ids)
 
     def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Indices grouped longest first, each group under ``batch_size`` texts and ``max_batch_tokens``."""
@@ -529,25 +535,10 @@ class E2RankModel:
             show = self.show_progress if self.show_progress is not None else (len(texts) > 256 and sys.stderr.isatty())
             device = self.device
             for batch in _progress(batches, show, total_texts=len(texts)):
-                width = len(ids[batch[0]])
-                input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, i in enumerate(batch):  # left padding: the last position holds every text's last token
-                    n = len(ids[i])
-                    input_ids[row, width - n :] = torch.tensor(ids[i], dtype=torch.long)
-                    mask[row, width - n :] = 1
-                # Positions count from each text's first real token, as if it were embedded alone.
-                positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-                padded = bool((mask == 0).any())
+                inputs = pad_left([ids[i] for i in batch], self._pad_id)
                 with torch.inference_mode():
-                    hidden = self.model(
-                        input_ids=input_ids.to(device),
-                        attention_mask=mask.to(device) if padded else None,
-                        position_ids=positions.to(device),
-                        use_cache=False,
-                    ).last_hidden_state[:, -1]
-                    vectors = torch.nn.functional.normalize(hidden.float(), p=2, dim=-1).cpu().numpy()
-                out[batch] = vectors
+                    vectors = pool_last_token(self.model, {k: v.to(device) for k, v in inputs.items()})
+                out[batch] = vectors.cpu().numpy()
             elapsed = time.perf_counter() - start
         with self._stats_lock:
             self._stats["texts_embedded"] += len(texts)
@@ -581,6 +572,43 @@ class E2RankModel:
                 digest.update(name.encode())
                 digest.update(sample.float().cpu().numpy().tobytes())
         return digest.hexdigest()[:32]
+
+
+def truncate_ids(ids: list[int], max_length: int, eos_ids: Sequence[int]) -> list[int]:
+    """Cut token ids to ``max_length``, keeping a trailing ``eos_ids`` (the ``<|endoftext|>`` token) last."""
+    if len(ids) <= max_length:
+        return ids
+    eos = list(eos_ids)
+    keep = eos if len(eos) < max_length and ids[-len(eos) :] == eos else []
+    return ids[: max_length - len(keep)] + keep
+
+
+def pad_left(ids: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Model inputs for token-id lists, left padded so that the last position holds every text's last token.
+
+    Returns ``input_ids`` and ``position_ids`` (counted from each text's first real token, as if it were embedded
+    alone), plus ``attention_mask`` only when some row is padded. Inference and training share this encoding.
+    """
+    torch = require("torch", extra="model")
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, row_ids in enumerate(ids):
+        n = len(row_ids)
+        input_ids[row, width - n :] = torch.tensor(row_ids, dtype=torch.long)
+        mask[row, width - n :] = 1
+    inputs = {"input_ids": input_ids, "position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}
+    if bool((mask == 0).any()):
+        inputs["attention_mask"] = mask
+    return inputs
+
+
+def pool_last_token(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Embeddings of :func:`pad_left` inputs: the last position's hidden state, float32, L2-normalised."""
+    functional = require("torch.nn.functional", extra="model")
+    hidden = model(**inputs, use_cache=False).last_hidden_state[:, -1]
+    vectors: torch.Tensor = functional.normalize(hidden.float(), p=2, dim=-1)
+    return vectors
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ def test_public_names():
         "RankResult",
         "SQLiteCache",
         "TieredCache",
+        "TrainingDataError",
         "__version__",
         "pack_context",
     ]
@@ -64,6 +65,7 @@ def test_import_needs_no_torch_and_no_framework():
         ("e2rank_integrations.client", "httpx", "client"),
         ("e2rank_integrations.server", "fastapi", "server"),
         ("e2rank_integrations.mcp", "mcp", "mcp"),
+        ("e2rank_integrations.training.trainer", "accelerate", "train"),
     ],
 )
 def test_a_module_without_its_dependency_names_the_extra(module, missing, extra):

@@ -1,0 +1,268 @@
+"""Training data: JSON lines of slates, checked line by line, grouped into batches, encoded as inference encodes.
+
+One line is one slate::
+
+    {"query": "...", "document": ["passage", ...], "ranking": [2, 0, 1, ...], "source": "msmarco"}
+
+``ranking`` is the teacher's order, best first, as indices into ``document``: 0-based, or 1-based as in the
+authors' files (a permutation of 0..n-1 or of 1..n; the two cannot be confused). ``source`` is optional and picks
+the instructions (see :data:`~e2rank_integrations.training.config.TASK_INSTRUCTIONS`). An evaluation line may add
+``"relevance"``: one non-negative integer grade per document; without it the teacher's top 10 are the relevant ones.
+
+Slates of different lengths never share a batch: batches are formed within groups of equal source and slate
+length (the authors' batches never mix sources either), so no padding passage is ever embedded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._optional import require
+from ..errors import TrainingDataError
+from .config import instructions_for
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import E2RankModel
+
+__all__ = ["Slate", "SlateCollator", "batch_tokens", "load_slates", "make_batches"]
+
+RELEVANT_TOP = 10  # without "relevance", the teacher's top 10 are graded 10, 9, ..., 1 (nDCG@10 against the teacher)
+
+
+@dataclass(frozen=True)
+class Slate:
+    """One training example: a query, its passages in first-stage order, and the teacher's order of them.
+
+    Attributes:
+        query: The query text.
+        documents: The passages, in the order the first stage returned them.
+        ranking: Indices into ``documents``, best first (0-based).
+        source: The task name, or ``None``.
+        line: The 1-based line of the file it came from (for error messages).
+        relevance: Graded relevance per passage, for evaluation.
+    """
+
+    query: str
+    documents: tuple[str, ...]
+    ranking: tuple[int, ...]
+    source: str | None = None
+    line: int = 0
+    relevance: tuple[int, ...] | None = None
+
+    def grades(self) -> tuple[int, ...]:
+        """Relevance per passage: ``relevance`` if given, else ``max(0, 10 - teacher position)``."""
+        if self.relevance is not None:
+            return self.relevance
+        grades = [0] * len(self.documents)
+        for position, index in enumerate(self.ranking):
+            grades[index] = max(0, RELEVANT_TOP - position)
+        return tuple(grades)
+
+
+def load_slates(path: str | os.PathLike[str]) -> list[Slate]:
+    r"""Read and check a JSON-lines file of slates; raise :class:`TrainingDataError` naming the first bad line.
+
+    Blank lines are skipped; other keys on a line are ignored.
+
+    Example:
+        >>> import json, tempfile
+        >>> line = {"query": "q", "document": ["a", "b", "c"], "ranking": [2, 3, 1]}  # 1-based: c, a, b
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        ...     _ = f.write(json.dumps(line) + "\n")
+        >>> load_slates(f.name)[0].ranking
+        (1, 2, 0)
+    """
+    name = os.fspath(path)
+    slates = []
+    try:
+        with open(name, encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if text.strip():
+                    slates.append(_parse(text, name, number))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainingDataError(name, 0, f"cannot be read ({exc})") from exc
+    if not slates:
+        raise TrainingDataError(name, 0, "empty file: no line holds a slate")
+    return slates
+
+
+def _parse(text: str, path: str, number: int) -> Slate:
+    def fail(message: str) -> TrainingDataError:
+        return TrainingDataError(path, number, message)
+
+    try:
+        record: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise fail(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise fail(f"expected a JSON object, got {type(record).__name__}")
+    query = record.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise fail("'query' must be a non-empty string")
+    documents = record.get("document")
+    if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+        raise fail("'document' must be a list of strings (the passages, in first-stage order)")
+    if len(documents) < 2:
+        raise fail(f"'document' has {len(documents)} passage(s); a slate needs at least 2 to rank")
+    if "ranking" not in record:
+        raise fail("no 'ranking' (the teacher's order: indices into 'document', best first)")
+    ranking = _zero_based(record["ranking"], len(documents))
+    if ranking is None:
+        shown = json.dumps(record["ranking"])
+        raise fail(
+            f"'ranking' must be a permutation of 0..{len(documents) - 1} (or 1..{len(documents)}) over the "
+            f"{len(documents)} passages of 'document', got {shown[:120]}"
+        )
+    source = record.get("source")
+    if source is not None and not isinstance(source, str):
+        raise fail(f"'source' must be a string, got {type(source).__name__}")
+    relevance = record.get("relevance")
+    if relevance is not None and not (
+        isinstance(relevance, list)
+        and len(relevance) == len(documents)
+        and all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in relevance)
+    ):
+        raise fail(f"'relevance' must be a list of {len(documents)} non-negative integers, one per passage")
+    return Slate(
+        query=query,
+        documents=tuple(documents),
+        ranking=ranking,
+        source=source,
+        line=number,
+        relevance=tuple(relevance) if relevance is not None else None,
+    )
+
+
+def _zero_based(ranking: Any, size: int) -> tuple[int, ...] | None:
+    """The ranking as 0-based indices, or ``None`` when it is a permutation of neither 0..size-1 nor 1..size."""
+    if not isinstance(ranking, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ranking):
+        return None
+    if sorted(ranking) == list(range(size)):
+        return tuple(ranking)
+    if sorted(ranking) == list(range(1, size + 1)):
+        return tuple(i - 1 for i in ranking)
+    return None
+
+
+def make_batches(
+    slates: Sequence[Slate], batch_size: int, seed: int, *, same_shape: bool = False, path: str = "training data"
+) -> list[list[Slate]]:
+    """Batches of up to ``batch_size`` slates of one source and one slate length, shuffled within each group.
+
+    Args:
+        slates: The training slates.
+        batch_size: Slates per batch.
+        seed: Seed of the shuffle (the batches are formed once; the trainer shuffles their order every epoch).
+        same_shape: Every batch must have the same shape (gathering negatives across devices needs it): all
+            slates must have one length, and each group's incomplete last batch is dropped, as the authors do.
+        path: The file the slates came from, for error messages.
+
+    Raises:
+        TrainingDataError: With ``same_shape``, a slate whose length differs from the first one's.
+    """
+    if same_shape:
+        size = len(slates[0].documents)
+        for slate in slates:
+            if len(slate.documents) != size:
+                raise TrainingDataError(
+                    path,
+                    slate.line,
+                    f"{len(slate.documents)} passages where line {slates[0].line} has {size}: gathering negatives "
+                    "across devices needs slates of one length",
+                )
+    groups: dict[tuple[str | None, int], list[Slate]] = {}
+    for slate in slates:
+        groups.setdefault((slate.source, len(slate.documents)), []).append(slate)
+    rng = random.Random(seed)
+    batches = []
+    for group in groups.values():
+        members = list(group)
+        rng.shuffle(members)
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            if len(chunk) == batch_size or not same_shape:
+                batches.append(chunk)
+    return batches
+
+
+class SlateCollator:
+    """Turns a batch of slates into model inputs exactly as :class:`~e2rank_integrations.E2RankModel` encodes.
+
+    Queries are formatted by the model's :class:`~e2rank_integrations.PromptFormat` with their source's
+    instruction, passages as ``text<|endoftext|>``, and each slate's listwise prompt is built by
+    :meth:`E2RankModel.listwise_prompt` from its passages in data order (the first ``num_prompt_docs``), so it is
+    the very prompt a rerank of that slate would embed. Tokenising, cutting (``<|endoftext|>`` kept last) and left
+    padding are the model's own.
+
+    Args:
+        encoder: An :class:`E2RankModel` around the model being trained (its tokenizer and prompt format are used).
+        max_query_tokens: Longest query in tokens.
+        max_doc_tokens: Longest passage in tokens.
+        max_prompt_tokens: Token budget of a listwise prompt.
+        num_prompt_docs: Passages put in a listwise prompt.
+    """
+
+    def __init__(
+        self,
+        encoder: E2RankModel,
+        *,
+        max_query_tokens: int = 512,
+        max_doc_tokens: int = 1024,
+        max_prompt_tokens: int = 32768,
+        num_prompt_docs: int = 20,
+    ) -> None:
+        self.encoder = encoder
+        self.max_query_tokens = max_query_tokens
+        self.max_doc_tokens = max_doc_tokens
+        self.max_prompt_tokens = max_prompt_tokens
+        self.num_prompt_docs = num_prompt_docs
+
+    def __call__(self, items: Sequence[Sequence[Slate] | Slate]) -> dict[str, Any]:
+        """Encode slates (or lists of slates, as the trainer's batches come) into a batch of tensors."""
+        torch = require("torch", extra="train")
+        slates = [s for item in items for s in ([item] if isinstance(item, Slate) else item)]
+        size = len(slates[0].documents)
+        for slate in slates:
+            if len(slate.documents) != size:
+                raise ValueError(
+                    f"slates of unequal length in one batch (line {slates[0].line}: {size} passages, "
+                    f"line {slate.line}: {len(slate.documents)}); form batches with make_batches"
+                )
+        encoder, prompts = self.encoder, self.encoder.prompts
+        queries, prompt_texts = [], []
+        for slate in slates:
+            query_instruction, rerank_instruction = instructions_for(slate.source, prompts)
+            queries.append(prompts.query(slate.query, query_instruction))
+            prompt_texts.append(
+                encoder.listwise_prompt(
+                    slate.query,
+                    slate.documents,
+                    instruction=rerank_instruction,
+                    num_prompt_docs=self.num_prompt_docs,
+                    max_prompt_tokens=self.max_prompt_tokens,
+                )
+            )
+        documents = [prompts.document(d) for slate in slates for d in slate.documents]
+        return {
+            "query": encoder.model_inputs(queries, max_length=self.max_query_tokens),
+            "document": encoder.model_inputs(documents, max_length=self.max_doc_tokens),
+            "prompt": encoder.model_inputs(prompt_texts, max_length=self.max_prompt_tokens),
+            "ranking": torch.tensor([slate.ranking for slate in slates], dtype=torch.long),
+        }
+
+
+def batch_tokens(batch: dict[str, dict[str, torch.Tensor]]) -> int:
+    """Real (unpadded) tokens in a collated batch: queries, passages and prompts."""
+    total = 0
+    for key in ("query", "document", "prompt"):
+        inputs = batch[key]
+        mask = inputs.get("attention_mask")
+        total += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+    return total

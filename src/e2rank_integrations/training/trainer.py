@@ -1,0 +1,475 @@
+"""Fine-tune an embedding model into an E2Rank reranker on ``transformers.Trainer``.
+
+The Trainer brings ``torchrun``/``accelerate``, DeepSpeed and FSDP; this module adds only the objective
+(:mod:`.losses`), the encoding (the one :class:`~e2rank_integrations.E2RankModel` infers with) and the all-gather of
+negatives.
+
+Where this follows the authors' code (Alibaba-NLP/E2Rank ``src/run.py``, ``src/modeling.py``, ``src/data.py``) and
+where it differs, on purpose:
+
+- Same: the loss (InfoNCE at 0.03 + 2.0 x RankNet on 10 x cosine over every teacher-ordered pair), the layout of
+  in-batch negatives and of their gather across devices, last-token pooling with left padding, L2 normalisation,
+  the hyper-parameters (lr 5e-6, linear schedule, 3% warm-up, 1 epoch, batch 8, accumulation 2, query 512 /
+  passage 1,024 / prompt 32,768 tokens), LoRA's defaults (alpha 2r, dropout 0.05, q/k/v/o projections).
+- Prompt format: by default the one the package infers with (the authors' evaluation code), so a model is trained
+  on the prompt it will rerank with; ``prompt_format="authors-training"`` selects theirs (``Query:``,
+  ``<|endoftext|>`` inside the chat message). The tests use the default, the format every user gets.
+- Prompt passages: the first ``num_prompt_docs`` of the slate, each cut to 1,024 words, and the prompt cut evenly
+  to its token budget, exactly as a rerank builds it; the authors put every passage in, uncut, and cut the prompt's
+  end at 32,768 tokens.
+- Truncation keeps ``<|endoftext|>`` last (the authors' tokenizer call cuts it off); positions count from each
+  text's first real token, as inference does (the authors let left padding shift them).
+- Batches never mix sources or slate lengths (the authors arrange batches by source, but the Trainer's random
+  sampler then reshuffles their examples); a group's last, smaller batch is kept unless negatives are gathered
+  across devices, where every batch must have the same shape and incomplete ones are dropped, as the authors do.
+- ``negatives_cross_device`` on one process is the identity (the authors raise an error).
+- The saved directory is a plain checkpoint (LoRA merged) with the tokenizer, its chat template and a model card.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from .._optional import require
+from ..errors import TrainingDataError
+from ..evaluation import EvalReport, evaluate, rerank_run
+from ..model import E2RankModel, pool_last_token
+from .config import TrainConfig, instructions_for
+from .data import Slate, SlateCollator, load_slates, make_batches
+from .losses import E2RankLoss, e2rank_loss, gather_across_devices
+
+for _module in ("torch", "accelerate", "transformers"):  # a missing one fails here, naming the extra
+    require(_module, extra="train")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+__all__ = [
+    "E2RankTrainer",
+    "Objective",
+    "TrainResult",
+    "build_trainer",
+    "evaluate_slates",
+    "train",
+    "training_arguments",
+]
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+# Set by train() from its TrainConfig; overriding them through hf_args would break what train() relies on.
+_RESERVED_HF_ARGS = {"output_dir", "per_device_train_batch_size", "remove_unused_columns"}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The loss settings (the authors' values by default).
+
+    Attributes:
+        temperature: InfoNCE temperature.
+        embedding_weight: Weight of the InfoNCE loss.
+        ranknet_weight: Weight of the RankNet loss.
+        ranknet_scale: Multiplies ``cos(prompt, passage)`` before RankNet.
+        negatives_cross_device: Gather every device's queries and passages for InfoNCE.
+    """
+
+    temperature: float = 0.03
+    embedding_weight: float = 1.0
+    ranknet_weight: float = 2.0
+    ranknet_scale: float = 10.0
+    negatives_cross_device: bool = False
+
+
+class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
+    """A ``transformers.Trainer`` whose loss is E2Rank's.
+
+    Give it a model, a list of batches of slates (:func:`~.data.make_batches`) as ``train_dataset`` with
+    ``per_device_train_batch_size=1`` (the trainer then shuffles the batches, never their contents) and a
+    :class:`~.data.SlateCollator`. Logs ``embedding_loss`` and ``ranking_loss`` (unweighted, averaged over the
+    steps since the last log and over devices) next to the Trainer's ``loss`` (the weighted total).
+
+    Example:
+        >>> trainer = E2RankTrainer(  # doctest: +SKIP
+        ...     model=encoder.model,
+        ...     args=transformers.TrainingArguments("out", per_device_train_batch_size=1, remove_unused_columns=False),
+        ...     train_dataset=make_batches(slates, batch_size=8, seed=0),
+        ...     data_collator=SlateCollator(encoder),
+        ...     objective=Objective(),
+        ... )
+    """
+
+    objective: Objective
+
+    def __init__(self, *args: Any, objective: Objective | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.objective = objective or Objective()
+        # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps. It does
+        # that only for models that take no loss kwargs, and Qwen3Model.forward takes **kwargs (on 4.51 the
+        # gradient would otherwise be grad_accum times too large).
+        self.model_accepts_loss_kwargs = False
+        self._parts: list[Any] = []
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        q = pool_last_token(model, inputs["query"])
+        d = pool_last_token(model, inputs["document"])
+        prompt = pool_last_token(model, inputs["prompt"])
+        objective = self.objective
+        loss: E2RankLoss = e2rank_loss(
+            q,
+            d,
+            prompt,
+            inputs["ranking"],
+            temperature=objective.temperature,
+            ranknet_scale=objective.ranknet_scale,
+            embedding_weight=objective.embedding_weight,
+            ranknet_weight=objective.ranknet_weight,
+            gather=gather_across_devices if objective.negatives_cross_device else None,
+        )
+        if model.training:
+            self._parts.append(torch.stack([loss.embedding.detach(), loss.ranking.detach()]))
+        if return_outputs:
+            return loss.total, {"embedding_loss": loss.embedding, "ranking_loss": loss.ranking}
+        return loss.total
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs and self._parts:
+            mean = self.accelerator.reduce(torch.stack(self._parts).mean(dim=0), reduction="mean")
+            logs = {**logs, "embedding_loss": round(float(mean[0]), 4), "ranking_loss": round(float(mean[1]), 4)}
+            self._parts = []
+        super().log(logs, *args, **kwargs)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes:
+        output_dir: Where the model was saved (load it with ``E2RankModel.from_pretrained``).
+        model: The trained model in memory, as an :class:`E2RankModel` (the same weights as the saved ones).
+        metrics: The Trainer's final metrics (``train_loss``, ``train_runtime``...).
+        eval_first_stage: nDCG@10 (%) of the evaluation slates in their data order, when ``eval_data`` was given.
+        eval_before: Evaluation of the base model's rerank.
+        eval_after: Evaluation of the trained model's rerank (loaded back from ``output_dir``).
+    """
+
+    output_dir: Path
+    model: E2RankModel
+    metrics: dict[str, float] = field(default_factory=dict)
+    eval_first_stage: float | None = None
+    eval_before: EvalReport | None = None
+    eval_after: EvalReport | None = None
+
+
+def evaluate_slates(model: E2RankModel, slates: Sequence[Slate], *, num_prompt_docs: int = 20) -> EvalReport:
+    """Rerank each slate's passages (given in first-stage order) and score with the package's evaluation code.
+
+    Relevance is each slate's ``relevance`` if given, else the teacher's top 10 graded 10..1 (nDCG@10 then says
+    how well the model reproduces the teacher's top 10). Each slate is reranked with its source's instruction.
+    ``report.before`` is the data order, ``report.after`` the rerank.
+    """
+    corpus: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    first_stage: dict[str, dict[str, float]] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    by_instruction: dict[str, list[str]] = {}
+    for number, slate in enumerate(slates):
+        qid = str(number)
+        queries[qid] = slate.query
+        ids = [f"{qid}/{j}" for j in range(len(slate.documents))]
+        corpus.update(zip(ids, slate.documents))
+        first_stage[qid] = {doc: float(len(ids) - j) for j, doc in enumerate(ids)}
+        qrels[qid] = dict(zip(ids, slate.grades()))
+        by_instruction.setdefault(instructions_for(slate.source, model.prompts)[1], []).append(qid)
+    top_k = max(len(s.documents) for s in slates)
+    reranked: dict[str, dict[str, float]] = {}
+    for instruction, qids in by_instruction.items():
+        group = {q: queries[q] for q in qids}
+        reranked.update(
+            rerank_run(
+                model,
+                corpus,
+                group,
+                first_stage,
+                top_k=top_k,
+                instruction=instruction,
+                num_prompt_docs=num_prompt_docs,
+            )
+        )
+    return evaluate(qrels, first_stage, reranked, top_k=top_k)
+
+
+def training_arguments(config: TrainConfig) -> Any:
+    """The ``transformers.TrainingArguments`` for a config (``hf_args`` applied last)."""
+    fields = transformers.TrainingArguments.__dataclass_fields__
+    values: dict[str, Any] = {
+        "output_dir": config.output,
+        "num_train_epochs": config.epochs,
+        "max_steps": config.max_steps or -1,
+        "learning_rate": config.lr,
+        "lr_scheduler_type": "linear",
+        "per_device_train_batch_size": 1,  # an item of SlateBatches is a whole batch of config.batch_size slates
+        "gradient_accumulation_steps": config.grad_accum,
+        "bf16": config.bf16,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},  # three forward passes share one backward
+        "logging_steps": config.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "seed": config.seed,
+        "remove_unused_columns": False,  # the collator's keys are not the model's forward arguments
+        "report_to": "none",
+        # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
+        ("warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"): config.warmup_ratio,
+    }
+    overrides = dict(item.split("=", 1) for item in config.hf_args)
+    reserved = sorted(_RESERVED_HF_ARGS & set(overrides))
+    if reserved:
+        raise ValueError(f"hf_args cannot set {', '.join(reserved)}: train() sets them (use --batch-size, --output)")
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"hf_args: {', '.join(unknown)} is not a transformers.TrainingArguments field")
+    if overrides:  # let transformers' own parser turn the strings into the fields' types
+        parser = transformers.HfArgumentParser(cast(Any, transformers.TrainingArguments))
+        argv = ["--output_dir", config.output]
+        for name, value in overrides.items():
+            argv += [f"--{name}", value]
+        parsed, _ = parser.parse_known_args(argv)
+        values.update({name: getattr(parsed, name) for name in overrides})
+    return transformers.TrainingArguments(**values)
+
+
+def _check_output(config: TrainConfig) -> None:
+    output = Path(config.output)
+    if config.resume:
+        if not (output.is_dir() and cast(Any, transformers.trainer_utils).get_last_checkpoint(str(output))):
+            raise ValueError(f"--resume: no checkpoint-* directory in {output} to resume from")
+        return
+    if output.is_dir() and any(output.iterdir()):
+        raise ValueError(
+            f"{output} is not empty: pass --resume to continue from its last checkpoint, or choose another"
+        )
+
+
+def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) -> tuple[E2RankTrainer, E2RankModel]:
+    """The :class:`E2RankTrainer` of a run: the base model in float32 (LoRA-wrapped if asked), its collator, loss.
+
+    Returns the trainer and the :class:`E2RankModel` around the model being trained (its tokenizer and prompts).
+    """
+    limit = max(config.max_query_tokens, config.max_doc_tokens, config.max_prompt_tokens)
+    encoder = E2RankModel.from_pretrained(
+        config.model, device="cpu", dtype="float32", cache=False, prompts=config.prompts, max_length=limit
+    )  # float32 master weights; --bf16 trains under autocast
+    model = encoder.model
+    if config.lora_r is not None:
+        peft = require("peft", extra="train")
+        lora = peft.LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha or 2 * config.lora_r,
+            lora_dropout=0.05,
+            target_modules=list(LORA_TARGETS),
+            task_type=peft.TaskType.FEATURE_EXTRACTION,
+        )
+        model = peft.get_peft_model(model, lora)
+    trainer = E2RankTrainer(
+        model=model,
+        args=args,
+        train_dataset=batches,  # a list is a map-style dataset; each item a whole batch
+        data_collator=SlateCollator(
+            encoder,
+            max_query_tokens=config.max_query_tokens,
+            max_doc_tokens=config.max_doc_tokens,
+            max_prompt_tokens=config.max_prompt_tokens,
+            num_prompt_docs=config.num_prompt_docs,
+        ),
+        processing_class=encoder.tokenizer,
+        objective=Objective(
+            temperature=config.temperature,
+            embedding_weight=config.embedding_weight,
+            ranknet_weight=config.ranknet_weight,
+            ranknet_scale=config.ranknet_scale,
+            negatives_cross_device=config.negatives_cross_device,
+        ),
+    )
+    return trainer, encoder
+
+
+def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
+    """Fine-tune ``config.model`` on ``config.data`` with the E2Rank objective and save it to ``config.output``.
+
+    Args:
+        config: The run's settings.
+        out: Where to print progress lines (the main process only); default standard output.
+
+    Returns:
+        A :class:`TrainResult`; the saved directory loads with ``E2RankModel.from_pretrained(config.output)``
+        (pass ``prompts=config.prompts`` if you trained with a non-default prompt format).
+
+    Raises:
+        TrainingDataError: A data line is malformed (the message names the file and line).
+        ValueError: A setting is invalid, or the output directory is in use.
+    """
+    stream = out or sys.stdout
+    _check_output(config)
+    slates = load_slates(config.data)
+    dev = load_slates(config.eval_data) if config.eval_data else None
+    args = training_arguments(config)
+    main = args.process_index == 0
+
+    def say(line: str) -> None:
+        if main:
+            print(line, file=stream, flush=True)
+
+    gathering = config.negatives_cross_device and args.world_size > 1
+    batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=config.data)
+    if not batches:
+        raise TrainingDataError(config.data, 0, f"fewer slates than --batch-size {config.batch_size} in every group")
+    kept = sum(len(b) for b in batches)
+    say(
+        f"{len(slates)} slates from {config.data}: {len(batches)} batches of up to {config.batch_size}"
+        + (f" ({len(slates) - kept} slates left out of incomplete batches)" if kept < len(slates) else "")
+    )
+
+    prompts = config.prompts
+    first_stage = before = None
+    if dev is not None:
+        with args.main_process_first(desc="evaluating the base model"):
+            if main:
+                base = E2RankModel.from_pretrained(config.model, device=str(args.device), cache=False, prompts=prompts)
+                before = evaluate_slates(base, dev, num_prompt_docs=config.num_prompt_docs)
+                first_stage = before.before["nDCG@10"]
+                base_ndcg = before.after["nDCG@10"]
+                say(f"nDCG@10 on {len(dev)} eval slates: data order {first_stage:.2f}, base model {base_ndcg:.2f}")
+                del base
+                _free_memory()
+
+    trainer, encoder = build_trainer(config, batches, args)
+    output = trainer.train(resume_from_checkpoint=True if config.resume else None)
+
+    trained: Any = trainer.model
+    if config.lora_r is not None:
+        trained = trained.merge_and_unload()
+        if args.should_save:
+            trained.save_pretrained(config.output)
+            encoder.tokenizer.save_pretrained(config.output)
+    else:
+        trainer.save_model(config.output)  # the tokenizer (processing_class) with it; gathers DeepSpeed/FSDP shards
+    trained.eval()
+    result = TrainResult(
+        output_dir=Path(config.output),
+        model=E2RankModel(trained, encoder.tokenizer, name_or_path=config.output, cache=False, prompts=prompts),
+        metrics=dict(output.metrics),
+        eval_first_stage=first_stage,
+        eval_before=before,
+    )
+    if main:
+        if dev is not None:
+            after_model = E2RankModel.from_pretrained(
+                config.output, device=str(args.device), cache=False, prompts=prompts
+            )
+            result.eval_after = evaluate_slates(after_model, dev, num_prompt_docs=config.num_prompt_docs)
+            del after_model
+            say(f"nDCG@10 on {len(dev)} eval slates: trained model {result.eval_after.after['nDCG@10']:.2f}")
+        write_model_card(config, result, n_slates=len(slates), n_passages=sum(len(s.documents) for s in slates))
+        say(f"saved to {config.output}: load it with E2RankModel.from_pretrained({config.output!r})")
+    return result
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int, n_passages: int) -> Path:
+    """Write ``README.md`` into the output directory: base model, data size, settings, evaluation, how to load."""
+    settings = {k: v for k, v in asdict(config).items() if v not in (None, [], False)}
+    lines = [
+        "---",
+        f"base_model: {json.dumps(config.model)}",
+        "library_name: transformers",
+        "pipeline_tag: feature-extraction",
+        "tags: [e2rank, embeddings, reranking, listwise]",
+        "---",
+        "",
+        f"# E2Rank fine-tune of {config.model}",
+        "",
+        "An embedding model trained with the E2Rank objective (InfoNCE on query/passage cosines plus RankNet on",
+        "listwise-prompt/passage cosines, arXiv 2510.22733) by `e2rank train` from `e2rank-integrations`: it embeds",
+        "queries and passages for retrieval and reranks a candidate list with one listwise prompt embedding.",
+        "",
+        "## Training data",
+        "",
+        f"- file: `{config.data}`",
+        f"- {n_slates} slates, {n_passages} passages",
+        f"- prompt format: `{config.prompt_format}`",
+        "",
+        "## Settings",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *(f"| {k} | `{v}` |" for k, v in settings.items()),
+        "",
+    ]
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    if metrics:
+        lines += ["## Training", "", *(f"- {k}: {v:.4g}" for k, v in metrics.items()), ""]
+    if result.eval_before is not None and result.eval_after is not None:
+        lines += [
+            "## Evaluation",
+            "",
+            f"On `{config.eval_data}` ({result.eval_after.queries} slates), reranking each slate's passages:",
+            "",
+            "| metric | data order | base model | this model |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {result.eval_before.before[name]:.2f} | {result.eval_before.after[name]:.2f} | "
+                f"{result.eval_after.after[name]:.2f} |"
+                for name in result.eval_after.after
+            ),
+            "",
+        ]
+    prompts_arg = (
+        "" if config.prompt_format == "package" else ", prompts=PROMPT_FORMATS[" + repr(config.prompt_format) + "]"
+    )
+    load = [
+        "## Use",
+        "",
+        "```python",
+        "from e2rank_integrations import E2RankModel",
+    ]
+    if prompts_arg:
+        load.append("from e2rank_integrations.training.config import PROMPT_FORMATS")
+    load += [
+        "",
+        f"model = E2RankModel.from_pretrained({config.output!r}{prompts_arg})",
+        'results = model.rerank("a query", ["a passage", "another passage"])',
+        "```",
+        "",
+        "## Versions",
+        "",
+        *(f"- {p}: {_version(p)}" for p in ("e2rank-integrations", "torch", "transformers", "accelerate", "peft")),
+        "",
+    ]
+    path = Path(config.output) / "README.md"
+    os.makedirs(config.output, exist_ok=True)
+    path.write_text("\n".join(lines + load))
+    return path

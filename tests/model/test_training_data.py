@@ -1,0 +1,191 @@
+"""Training data: each malformed input is refused with its file and line; batches never mix slate lengths; the
+collator encodes exactly as E2RankModel embeds; the ``e2rank train`` command's interface."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("accelerate")
+
+from e2rank_integrations import TrainingDataError
+from e2rank_integrations.cli import build_parser, main
+from e2rank_integrations.training import Slate, SlateCollator, TrainConfig, load_slates, make_batches
+from e2rank_integrations.training.config import TASK_INSTRUCTIONS
+
+GOOD = {"query": "what is a tiger", "document": ["a big cat", "a fruit", "a river"], "ranking": [0, 2, 1]}
+
+
+def write(tmp_path, *lines, name="train.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({k: v for k, v in GOOD.items() if k != "ranking"}, "train.jsonl:2: no 'ranking'"),
+        ({**GOOD, "ranking": [0, 0, 1]}, "train.jsonl:2: 'ranking' must be a permutation of 0..2 (or 1..3)"),
+        ({**GOOD, "ranking": [0, 1]}, "train.jsonl:2: 'ranking' must be a permutation"),
+        ({**GOOD, "ranking": [1, 2, 4]}, "train.jsonl:2: 'ranking' must be a permutation"),
+        ({**GOOD, "ranking": "0 1 2"}, "train.jsonl:2: 'ranking' must be a permutation"),
+        ({**GOOD, "ranking": [0.0, 1.0, 2.0]}, "train.jsonl:2: 'ranking' must be a permutation"),
+        ({**GOOD, "query": ""}, "train.jsonl:2: 'query' must be a non-empty string"),
+        ({**GOOD, "document": "a big cat"}, "train.jsonl:2: 'document' must be a list of strings"),
+        ({**GOOD, "document": ["only one"], "ranking": [0]}, "train.jsonl:2: 'document' has 1 passage(s)"),
+        ({**GOOD, "source": 3}, "train.jsonl:2: 'source' must be a string"),
+        ({**GOOD, "relevance": [1, -1, 0]}, "train.jsonl:2: 'relevance' must be a list of 3 non-negative integers"),
+        ("{not json", "train.jsonl:2: not valid JSON"),
+        ("[1, 2]", "train.jsonl:2: expected a JSON object, got list"),
+    ],
+)
+def test_a_bad_line_is_named(tmp_path, bad, message):
+    path = write(tmp_path, GOOD, bad, GOOD)
+    with pytest.raises(TrainingDataError) as caught:
+        load_slates(path)
+    assert message in str(caught.value)
+    assert caught.value.line == 2
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\n"])
+def test_an_empty_file_is_refused(tmp_path, content):
+    path = tmp_path / "train.jsonl"
+    path.write_text(content)
+    with pytest.raises(TrainingDataError, match=r"train\.jsonl: empty file: no line holds a slate"):
+        load_slates(path)
+
+
+def test_rankings_are_zero_or_one_based_and_blank_lines_keep_numbering(tmp_path):
+    path = write(tmp_path, GOOD, "", {**GOOD, "ranking": [3, 1, 2], "source": "msmarco", "extra": 1})
+    first, second = load_slates(path)
+    assert first.ranking == (0, 2, 1) and first.line == 1
+    assert second.ranking == (2, 0, 1) and second.line == 3 and second.source == "msmarco"
+
+
+def test_grades_are_relevance_or_the_teacher_top_ten():
+    slate = Slate("q", tuple("abcdefghijkl"), ranking=(11, 10, *range(10)))
+    grades = slate.grades()
+    assert grades[11] == 10 and grades[10] == 9 and grades[0] == 8 and grades[7] == 1 and grades[9] == 0
+    assert Slate("q", ("a", "b"), (1, 0), relevance=(0, 3)).grades() == (0, 3)
+
+
+def slates_of(*sizes, source=None):
+    return [
+        Slate(f"q{i}", tuple(f"d{j}" for j in range(n)), tuple(range(n)), source, i + 1) for i, n in enumerate(sizes)
+    ]
+
+
+def test_batches_never_mix_slate_lengths_or_sources():
+    slates = slates_of(3, 4, 3, 4, 3, 3, 5) + slates_of(3, 3, source="nq")
+    batches = make_batches(slates, batch_size=2, seed=0)
+    assert sorted(len(b) for b in batches) == [1, 2, 2, 2, 2]  # groups: 3 x4, 4 x2, 5 x1, nq-3 x2
+    for batch in batches:
+        assert len({(s.source, len(s.documents)) for s in batch}) == 1
+    assert sorted(s.query for b in batches for s in b) == sorted(s.query for s in slates)  # none lost
+    assert make_batches(slates, 2, seed=0) == batches  # seeded
+
+
+def test_same_shape_batches_need_one_slate_length(tmp_path):
+    with pytest.raises(TrainingDataError, match=r"train\.jsonl:2: 4 passages where line 1 has 3: gathering"):
+        make_batches(slates_of(3, 4, 3), 2, seed=0, same_shape=True, path="train.jsonl")
+    batches = make_batches(slates_of(3, 3, 3, 3, 3), 2, seed=0, same_shape=True)
+    assert [len(b) for b in batches] == [2, 2]  # the incomplete batch is dropped, as the authors do
+
+
+def test_the_collator_refuses_unequal_slates_naming_lines(tiny_model):
+    with pytest.raises(ValueError, match=r"unequal length in one batch.*line 1: 3 passages, line 2: 4"):
+        SlateCollator(tiny_model)([slates_of(3, 4)])
+
+
+def test_the_collator_encodes_as_the_model_embeds(tiny_path):
+    """Pooling the collated inputs gives the vectors E2RankModel returns for the same query, passages and prompt."""
+    import torch
+
+    from e2rank_integrations import E2RankModel
+    from e2rank_integrations.model import pool_last_token
+
+    model = E2RankModel.from_pretrained(tiny_path, cache=False)
+    slate = Slate("what is a tiger", ("a big cat " * 3, "a fruit", "a river flows"), (0, 2, 1), "nq", 1)
+    other = Slate("a lemon", ("yellow fruit", "sour", "a car"), (1, 0, 2), None, 2)
+    batch = SlateCollator(model, num_prompt_docs=2)([[slate, other]])
+    with torch.inference_mode():
+        vectors = {key: pool_last_token(model.model, batch[key]).numpy() for key in ("query", "document", "prompt")}
+
+    query_instruction, rerank_instruction = TASK_INSTRUCTIONS["nq"]
+    expected_queries = np.vstack(
+        [model.embed_queries([slate.query], instruction=query_instruction), model.embed_queries([other.query])]
+    )
+    expected_docs = model.embed_documents([*slate.documents, *other.documents])
+    prompts = [
+        model.listwise_prompt(slate.query, slate.documents, instruction=rerank_instruction, num_prompt_docs=2),
+        model.listwise_prompt(other.query, other.documents, num_prompt_docs=2),  # no source: the default instruction
+    ]
+    expected_prompts = model.embed_formatted(prompts)
+    np.testing.assert_allclose(vectors["query"], expected_queries, atol=1e-5)
+    np.testing.assert_allclose(vectors["document"], expected_docs, atol=1e-5)
+    np.testing.assert_allclose(vectors["prompt"], expected_prompts, atol=1e-5)
+    assert batch["ranking"].tolist() == [[0, 2, 1], [1, 0, 2]]
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def test_every_train_option_says_its_default():
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    train = subcommands.choices["train"]
+    for action in train._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and ("default" in action.help or "required" in action.help), action.dest
+    assert "pip install 'e2rank-integrations[train]'" in train.description
+    assert "e2rank train --model" in train.description
+
+
+def test_cli_options_map_to_the_config():
+    from dataclasses import fields
+
+    args = build_parser().parse_args(["train", "--model", "m", "--data", "d", "--output", "o", "--lora-r", "8"])
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    assert config == TrainConfig(model="m", data="d", output="o", lora_r=8)
+    assert (config.lr, config.temperature, config.ranknet_weight, config.ranknet_scale) == (5e-6, 0.03, 2.0, 10.0)
+    assert (config.batch_size, config.grad_accum, config.max_prompt_tokens) == (8, 2, 32768)
+
+
+def test_cli_reports_a_bad_line_in_one_line(tmp_path, tiny_path, capsys):
+    path = write(tmp_path, GOOD, {**GOOD, "ranking": [0, 1, 1]})
+    code = main(["train", "--model", str(tiny_path), "--data", str(path), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"e2rank train: error: {path}:2: 'ranking' must be a permutation" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_a_used_output_directory_and_a_resume_without_checkpoint(tmp_path, tiny_path, capsys):
+    data = write(tmp_path, GOOD)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "something").write_text("x")
+    base = ["train", "--model", str(tiny_path), "--data", str(data)]
+    assert main([*base, "--output", str(used)]) == 1
+    assert "is not empty: pass --resume" in capsys.readouterr().err
+    assert main([*base, "--output", str(used), "--resume"]) == 1
+    assert "no checkpoint-* directory" in capsys.readouterr().err
+    assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "per_device_train_batch_size=4"]) == 1
+    assert "use --batch-size" in capsys.readouterr().err
+    assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "not_a_field=1"]) == 1
+    assert "not_a_field is not a transformers.TrainingArguments field" in capsys.readouterr().err
+
+
+def test_module_entry_point_is_the_train_command():
+    """``python -m e2rank_integrations.training`` (what torchrun runs) parses as ``e2rank train``."""
+    result = subprocess.run(
+        [sys.executable, "-m", "e2rank_integrations.training", "--help"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: e2rank train" in result.stdout and "--negatives-cross-device" in result.stdout
