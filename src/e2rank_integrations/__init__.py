@@ -15,6 +15,8 @@ from .errors import (
     E2RankCompatibilityError,
     E2RankConnectionError,
     E2RankError,
+    E2RankHubUnreachableError,
+    E2RankModelNotFoundError,
     E2RankTimeoutError,
 )
 from .prompts import PromptFormat
@@ -35,7 +37,9 @@ __all__ = [
     "E2RankCompatibilityError",
     "E2RankConnectionError",
     "E2RankError",
+    "E2RankHubUnreachableError",
     "E2RankModel",
+    "E2RankModelNotFoundError",
     "E2RankTimeoutError",
     "EmbeddingCache",
     "LRUCache",

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
+import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from ._optional import require
-from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
+from .checkpoints import TINY_RANDOM
 from .corpus import builtin_corpus
+from .errors import E2RankHubUnreachableError, E2RankModelNotFoundError
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
 DEMO_COLLECTION = "e2rank-demo"
@@ -36,55 +38,38 @@ def default_model() -> str:
 
 
 def load_model(name: str, **kwargs: Any) -> Any:
-    """Load ``name`` (a hub id, a local directory, or ``tiny-random``), or raise :class:`CLIError` saying why."""
+    """Load ``name`` (a hub id, a local directory, or ``tiny-random``), or raise :class:`CLIError` saying why.
+
+    The rules for names, paths and an unreachable hub are :mod:`e2rank_integrations.loading`'s, as in Python.
+    """
     from .model import E2RankModel
 
-    path = str(tiny_random_checkpoint()) if name == TINY_RANDOM else name
-    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
-    if looks_local and not os.path.isdir(os.path.expanduser(name)):
-        raise CLIError(f"could not load model {name!r}: no such directory")
     try:
-        return E2RankModel.from_pretrained(path, **kwargs)
+        return E2RankModel.from_pretrained(name, **kwargs)
     except ImportError:
         raise
-    except Exception as exc:  # transformers raises OSError, ValueError, HFValidationError... for a bad model
+    except E2RankModelNotFoundError as exc:  # its message already names the model and what to do
+        raise CLIError(str(exc)) from exc
+    except Exception as exc:  # transformers raises OSError, ValueError... for a bad model
         raise CLIError(f"could not load model {name!r}: {exc}") from exc
 
 
-def _hub_reachable(model_id: str, timeout: float = 4.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{endpoint}/api/models/{model_id}", timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (OSError, ValueError):
-        return False
-
-
-def _in_hub_cache(model_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-
-
-def resolve_demo_model(requested: str | None, out: TextIO) -> tuple[str, dict[str, Any]]:
-    """The model the demo runs on, and extra ``from_pretrained`` arguments.
+def load_demo_model(requested: str | None, out: TextIO, **kwargs: Any) -> tuple[str, Any]:
+    """The model the demo runs on, loaded, and its name.
 
     A model the user named (``--model`` or ``$E2RANK_MODEL``) is used as it is. The built-in default falls back to
-    a local copy when the hub cannot be reached, and to ``tiny-random`` when there is none, saying so first.
+    ``tiny-random`` when the hub cannot be reached and there is no local copy, saying so first.
     """
     from .model import DEFAULT_MODEL
 
     named = requested or os.environ.get("E2RANK_MODEL")
     if named:
-        return named, {}
-    if os.path.isdir(DEFAULT_MODEL) or _hub_reachable(DEFAULT_MODEL):
-        return DEFAULT_MODEL, {}
-    if _in_hub_cache(DEFAULT_MODEL):
-        return DEFAULT_MODEL, {"local_files_only": True}
+        return named, load_model(named, **kwargs)
+    try:
+        return DEFAULT_MODEL, load_model(DEFAULT_MODEL, **kwargs)
+    except CLIError as exc:
+        if not isinstance(exc.__cause__, E2RankHubUnreachableError):
+            raise
     print(
         f"NOTE: {DEFAULT_MODEL} cannot be downloaded here (no connection to the Hugging Face Hub) and is not in\n"
         "the local cache. To use a copy you have, pass its directory: `e2rank demo --model /path/to/E2Rank-0.6B`\n"
@@ -92,7 +77,7 @@ def resolve_demo_model(requested: str | None, out: TextIO) -> tuple[str, dict[st
         "is real, but its rankings mean nothing.\n",
         file=out,
     )
-    return TINY_RANDOM, {}
+    return TINY_RANDOM, load_model(TINY_RANDOM, **kwargs)
 
 
 # ---------------------------------------------------------------------------- demo
@@ -107,8 +92,7 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     chromadb = require("chromadb", extra="chroma")  # before loading a model: a missing extra fails at once
     from .chroma import E2RankEmbeddingFunction, rerank_query_result
 
-    name, extra = resolve_demo_model(args.model, out)
-    model = load_model(name, device=args.device, cache=args.cache, **extra)
+    name, model = load_demo_model(args.model, out, device=args.device, cache=args.cache)
     print(f"model: {name} ({model.device}, {model.dtype}, {model.dimension}-d)", file=out)
     if name == TINY_RANDOM:
         print("       random weights: the orders below show the mechanics, not relevance", file=out)
@@ -312,6 +296,7 @@ def _checked(rerank: Any, query: Any, documents: Any, **options: Any) -> Any:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the model over HTTP until SIGINT, or SIGTERM and a drain; the port opens while the model loads."""
+    from .loading import default_device
     from .server import ServerSettings
     from .server.runner import serve
 
@@ -331,6 +316,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
 
     def load() -> Any:
+        logging.getLogger("e2rank_integrations.server").info(
+            "loading %s on %s", args.model, default_device(args.device)
+        )
         # --max-batch-tokens bounds what the server merges from queued requests; the model then cuts that into
         # forward passes of its own device-dependent size (1k tokens on a CPU, where 16k-token passes are slower).
         # batch_size: no cap on texts per pass (each has a token); 32 ran merged 32-text embeds one pass apiece.
@@ -344,72 +332,262 @@ def run_serve(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``e2rank`` argument parser."""
-    parser = argparse.ArgumentParser(prog="e2rank", description="E2Rank: one embedding model to retrieve and rerank.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _epilog(extra: str, examples: str, formats: str = "") -> str:
+    """A subcommand's help epilog: the extra it needs, its input and output formats, examples."""
+    text = f"needs: pip install 'e2rank-integrations[{extra}]'\n"
+    if formats:
+        text += "\n" + textwrap.dedent(formats).strip() + "\n"
+    return text + "\nexamples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  ")
 
-    def model_options(p: argparse.ArgumentParser, default: str | None) -> None:
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``e2rank`` argument parser.
+
+    One ``sub.add_parser`` per subcommand: ``help`` for the list, ``description``, an ``epilog`` from
+    :func:`_epilog` (the extra it needs, formats, examples), and a help text with its default for every option.
+    """
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="e2rank",
+        description="E2Rank: one embedding model to retrieve and rerank.",
+        epilog="Run `e2rank COMMAND --help` for a command's options, formats and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, epilog: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def model_options(p: argparse.ArgumentParser, default: str | None, default_help: str) -> None:
         p.add_argument(
             "--model",
             default=default,
-            help=f"hub id, local directory, or '{TINY_RANDOM}' (default: $E2RANK_MODEL or Alibaba-NLP/E2Rank-0.6B)",
+            help=f"hub id, local directory, or '{TINY_RANDOM}' (a generated random-weight checkpoint) "
+            f"(default: {default_help})",
         )
-        p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available)")
-        p.add_argument("--cache", default=None, help="SQLite file to keep embeddings in across runs")
+        p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available, else cpu)")
+        p.add_argument(
+            "--cache",
+            default=None,
+            help="SQLite file that keeps embeddings across runs (default: none; an in-memory cache for this run)",
+        )
 
-    demo = sub.add_parser("demo", help="index a small built-in corpus in Chroma, retrieve, rerank, print both orders")
-    model_options(demo, None)
-    demo.add_argument("--chroma-dir", default=None, help="keep the Chroma database here (default: a temporary one)")
-    demo.add_argument("--query", default=DEFAULT_QUERY)
-    demo.add_argument("--top-k", type=int, default=20, help="candidates retrieved and reranked (default 20)")
-    demo.add_argument("--show", type=int, default=10, help="rows printed (default 10)")
+    default_help = "$E2RANK_MODEL, else Alibaba-NLP/E2Rank-0.6B"
 
-    embed = sub.add_parser("embed", help="embed lines of stdin (plain text or JSON with 'text'); JSON lines out")
-    model_options(embed, default_model())
-    embed.add_argument("--kind", choices=["document", "query"], default="document")
-    embed.add_argument("--instruction", default=None, help="query instruction (with --kind query)")
-    embed.add_argument("--with-text", action="store_true", help="include each input text in the output")
+    demo = command(
+        "demo",
+        "index a small built-in corpus in Chroma, retrieve, rerank, print both orders",
+        _epilog(
+            "model,chroma",
+            """
+            e2rank demo
+            e2rank demo --model tiny-random --query "How do vaccines work?" --show 5
+            e2rank demo --chroma-dir ./demo-db     # a second run reuses the index
+            """,
+        ),
+    )
+    model_options(demo, None, f"{default_help}; '{TINY_RANDOM}' when that cannot be downloaded")
+    demo.add_argument(
+        "--chroma-dir", default=None, help="keep the Chroma database in this directory (default: a temporary one)"
+    )
+    demo.add_argument("--query", default=DEFAULT_QUERY, help="the question to search for (default: %(default)r)")
+    demo.add_argument("--top-k", type=int, default=20, help="candidates retrieved and reranked (default: %(default)s)")
+    demo.add_argument("--show", type=int, default=10, help="rows printed (default: %(default)s)")
 
-    rerank_p = sub.add_parser("rerank", help="rerank candidates from stdin; JSON lines out")
-    model_options(rerank_p, default_model())
-    rerank_p.add_argument("--query", default=None, help="the query; stdin then holds one candidate per line")
-    rerank_p.add_argument("--top-n", type=int, default=None)
-    rerank_p.add_argument("--num-prompt-docs", type=int, default=20)
-    rerank_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
+    embed = command(
+        "embed",
+        "embed the lines of stdin; one JSON line out per line in",
+        _epilog(
+            "model",
+            """
+            printf 'first passage\\nsecond passage\\n' | e2rank embed --model tiny-random > vectors.jsonl
+            echo '{"text": "capital of France?"}' | e2rank embed --kind query --with-text
+            """,
+            """
+            input (stdin), one text per line, either of:
+              Paris is the capital of France.
+              {"text": "Paris is the capital of France."}      (other keys are ignored)
+            output (stdout), one line per input line, in order:
+              {"embedding": [0.0123, -0.0456, ...]}              (L2-normalised float32)
+              {"embedding": [...], "text": "Paris is..."}        (with --with-text)
+            """,
+        ),
+    )
+    model_options(embed, default_model(), default_help)
+    embed.add_argument(
+        "--kind",
+        choices=["document", "query"],
+        default="document",
+        help="document: embedded as stored, no instruction; query: with the retrieval instruction "
+        "(default: %(default)s)",
+    )
+    embed.add_argument(
+        "--instruction", default=None, help="the query instruction, with --kind query (default: the model's own)"
+    )
+    embed.add_argument("--with-text", action="store_true", help="add each input text to its output line (default: off)")
 
-    eval_p = sub.add_parser("eval", help="nDCG@10, MRR@10, Recall@100 of a first stage and of its E2Rank rerank")
-    model_options(eval_p, default_model())
-    eval_p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl (_id, title, text)")
-    eval_p.add_argument("--queries", required=True, help="BEIR queries.jsonl (_id, text)")
-    eval_p.add_argument("--qrels", required=True, help="BEIR qrels .tsv (query-id, corpus-id, score)")
-    eval_p.add_argument("--run", default=None, help="first-stage TREC run file (e.g. BM25)")
-    eval_p.add_argument("--retrieve", action="store_true", help="use the model's own retrieval as the first stage")
-    eval_p.add_argument("--top-k", type=int, default=100, help="first-stage documents reranked per query")
-    eval_p.add_argument("--num-prompt-docs", type=int, default=20)
-    eval_p.add_argument("--passes", type=int, default=1)
-    eval_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
-    eval_p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
-    eval_p.add_argument("--output", default=None, help="write the reranked run to this TREC file")
-    serve_p = sub.add_parser("serve", help="serve the model over HTTP (OpenAI, Cohere/Jina and TEI protocols)")
-    model_options(serve_p, default_model())
-    serve_p.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: bf16 on GPU)")
-    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve_p.add_argument("--port", type=int, default=8000)
-    serve_p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or $E2RANK_API_KEY)")
+    rerank_p = command(
+        "rerank",
+        "rerank candidates read from stdin; JSON lines out",
+        _epilog(
+            "model",
+            """
+            printf 'Lyon is big.\\nParis is the capital.\\n' | e2rank rerank --query "capital of France?" --top-n 1
+            echo '{"query": "capital of France?", "documents": ["Lyon is big.", "Paris is the capital."]}' \\
+                | e2rank rerank
+            """,
+            """
+            with --query: stdin holds one candidate per line, plain text or {"text": "..."};
+              output: one line per result, best first:
+              {"index": 1, "score": 0.8312, "text": "Paris is the capital."}
+            without --query: each stdin line is one rerank:
+              {"query": "capital of France?", "documents": ["Lyon is big.", "Paris is the capital."]}
+              output: one line per input line, results best first:
+              {"results": [{"index": 1, "score": 0.8312}, {"index": 0, "score": 0.4120}]}
+            index: the candidate's position in the input (from 0); score: cosine to the listwise prompt.
+            """,
+        ),
+    )
+    model_options(rerank_p, default_model(), default_help)
+    rerank_p.add_argument(
+        "--query", default=None, help="the query; stdin then holds one candidate per line (default: none)"
+    )
+    rerank_p.add_argument("--top-n", type=int, default=None, help="results kept per query (default: all)")
+    rerank_p.add_argument(
+        "--num-prompt-docs",
+        type=int,
+        default=20,
+        help="leading candidates put in the listwise prompt (default: %(default)s)",
+    )
+    rerank_p.add_argument(
+        "--instruction",
+        default=None,
+        help="the task description opening the listwise prompt (default: the authors' evaluation one)",
+    )
+
+    eval_p = command(
+        "eval",
+        "nDCG@10, MRR@10, Recall@100 of a first stage and of its E2Rank rerank, on BEIR-format data",
+        _epilog(
+            "model,eval",
+            """
+            e2rank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --run bm25.trec
+            e2rank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --retrieve --top-k 50
+            """,
+        ),
+    )
+    model_options(eval_p, default_model(), default_help)
+    eval_p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl (_id, title, text) (required)")
+    eval_p.add_argument("--queries", required=True, help="BEIR queries.jsonl (_id, text) (required)")
+    eval_p.add_argument("--qrels", required=True, help="BEIR qrels .tsv (query-id, corpus-id, score) (required)")
+    eval_p.add_argument(
+        "--run", default=None, help="first-stage TREC run file, e.g. BM25 (default: none; or give --retrieve)"
+    )
+    eval_p.add_argument(
+        "--retrieve", action="store_true", help="use the model's own retrieval as the first stage (default: off)"
+    )
+    eval_p.add_argument(
+        "--top-k", type=int, default=100, help="first-stage documents reranked per query (default: %(default)s)"
+    )
+    eval_p.add_argument(
+        "--num-prompt-docs",
+        type=int,
+        default=20,
+        help="leading candidates put in the listwise prompt (default: %(default)s)",
+    )
+    eval_p.add_argument(
+        "--passes", type=int, default=1, help="rerank passes; 2 reranks the first pass's order (default: %(default)s)"
+    )
+    eval_p.add_argument(
+        "--instruction",
+        default=None,
+        help="the task description opening the listwise prompt (default: the authors' evaluation one)",
+    )
+    eval_p.add_argument(
+        "--max-queries", type=int, default=None, help="evaluate only the first N judged queries (default: all)"
+    )
+    eval_p.add_argument(
+        "--output", default=None, help="write the reranked run to this TREC file (default: not written)"
+    )
+
+    serve_p = command(
+        "serve",
+        "serve the model over HTTP (OpenAI, Cohere/Jina and TEI protocols)",
+        _epilog(
+            "model,server",
+            """
+            e2rank serve --model Alibaba-NLP/E2Rank-0.6B --port 8000
+            E2RANK_API_KEY=secret e2rank serve --model tiny-random --host 0.0.0.0
+            curl localhost:8000/v1/rerank -H 'Content-Type: application/json' \\
+                -d '{"query": "capital of France?", "documents": ["Lyon is big.", "Paris is the capital."]}'
+            """,
+        ),
+    )
+    model_options(serve_p, default_model(), default_help)
+    serve_p.add_argument(
+        "--dtype",
+        default=None,
+        help="bfloat16, float16 or float32 (default: bfloat16 on a GPU, float32 on a CPU)",
+    )
+    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve_p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve_p.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' (default: $E2RANK_API_KEY; none when unset)",
+    )
     serve_p.add_argument("--model-id", default=None, help="model name shown to clients (default: --model)")
     serve_p.add_argument(
-        "--max-batch-tokens", type=int, default=16384, help="tokens of queued requests merged into one micro-batch"
+        "--max-batch-tokens",
+        type=int,
+        default=16384,
+        help="tokens of queued requests merged into one micro-batch (default: %(default)s)",
     )
-    serve_p.add_argument("--max-client-batch-size", type=int, default=1024, help="texts per request (more: 413)")
-    serve_p.add_argument("--max-concurrent-requests", type=int, default=512, help="in flight (more: 429)")
-    serve_p.add_argument("--payload-limit-mb", type=float, default=16.0, help="largest body in MiB (more: 413)")
-    serve_p.add_argument("--no-batching", action="store_true", help="run each request alone (for comparisons)")
     serve_p.add_argument(
-        "--raw-embeddings", action="store_true", help="embed untyped /v1/embeddings inputs as sent, like vLLM"
+        "--max-client-batch-size",
+        type=int,
+        default=1024,
+        help="texts per request; more get 413 (default: %(default)s)",
     )
-    serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
-    serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve_p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=512,
+        help="requests in flight; more get 429 (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--payload-limit-mb",
+        type=float,
+        default=16.0,
+        help="largest body in MiB; larger get 413 (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--no-batching", action="store_true", help="run each request alone, for comparisons (default: off)"
+    )
+    serve_p.add_argument(
+        "--raw-embeddings",
+        action="store_true",
+        help="embed untyped /v1/embeddings inputs as sent, like vLLM (default: off: as documents)",
+    )
+    serve_p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds to let requests in flight finish (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default: %(default)s)",
+    )
     return parser
 
 

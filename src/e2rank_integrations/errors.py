@@ -6,6 +6,9 @@
   in time.
 - :class:`E2RankCompatibilityError`: a remote engine would give inexact results (it changes the texts it embeds),
   so the operation was refused rather than answered wrongly.
+- :class:`E2RankModelNotFoundError`: the model named could not be loaded from where it was looked for (no such
+  directory, a directory without the model's files); :class:`E2RankHubUnreachableError` when it is a hub id, the
+  Hugging Face Hub cannot be reached and no local copy exists. Both are ``OSError`` too, like transformers' own.
 
 Bad arguments raise ``TypeError``/``ValueError`` as usual, before any work is done.
 """
@@ -17,6 +20,8 @@ __all__ = [
     "E2RankCompatibilityError",
     "E2RankConnectionError",
     "E2RankError",
+    "E2RankHubUnreachableError",
+    "E2RankModelNotFoundError",
     "E2RankTimeoutError",
 ]
 
@@ -65,4 +70,20 @@ class E2RankCompatibilityError(E2RankError):
 
     Raised instead of returning a silently different ranking; the message says what the engine does and what would
     work instead.
+    """
+
+
+class E2RankModelNotFoundError(E2RankError, OSError):
+    """The model named could not be found: no such directory, or a directory without the model's files.
+
+    An ``OSError`` too, as transformers' own loading errors are, so ``except OSError`` keeps working. The message
+    names what was looked for and what is missing.
+    """
+
+
+class E2RankHubUnreachableError(E2RankModelNotFoundError):
+    """A hub id that is not in the local cache, while the Hugging Face Hub cannot be reached (or is switched off).
+
+    Raised within seconds instead of after the hub client's retries; the message says how to go on without the hub
+    (a local directory, ``"tiny-random"``, or :func:`~e2rank_integrations.checkpoints.make_random_checkpoint`).
     """
