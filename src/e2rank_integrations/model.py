@@ -147,9 +147,10 @@ class E2RankModel:
             E2RankHubUnreachableError: A hub id, not in the local cache, while the hub cannot be reached.
             ImportError: The ``model`` extra is not installed.
         """
+        # First, before torch is imported (seconds): a name that cannot be loaded fails at once.
+        source, hf_kwargs = resolve_model(name_or_path, hf_kwargs)  # the same rules for every entry point
         torch = require("torch", extra="model")
         transformers = require("transformers", extra="model")
-        source, hf_kwargs = resolve_model(name_or_path, hf_kwargs)  # the same rules for every entry point
         torch_device = torch.device(default_device(device))
         torch_dtype = _resolve_dtype(torch, dtype, torch_device)
         if quantize not in (None, "int8"):
