@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 EXTRAS = ("model", "langchain", "llama-index", "chroma", "server", "client", "eval", "all")
@@ -29,3 +30,9 @@ def require(module: str, extra: str) -> ModuleType:
         raise ImportError(
             f"{module!r} is needed here but could not be imported ({exc}). Install it with: {hint}"
         ) from exc
+
+
+def check_installed(module: str, extra: str) -> None:
+    """Raise :func:`require`'s ImportError if ``module`` is missing, without importing it (torch takes seconds)."""
+    if importlib.util.find_spec(module) is None:
+        require(module, extra)

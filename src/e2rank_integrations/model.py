@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ._optional import require
+from ._optional import check_installed, require
 from .cache import CacheSpec, EmbeddingCache, cache_key, make_cache
 from .loading import default_device, resolve_model
 from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fair_caps
@@ -147,7 +147,9 @@ class E2RankModel:
             E2RankHubUnreachableError: A hub id, not in the local cache, while the hub cannot be reached.
             ImportError: The ``model`` extra is not installed.
         """
-        # First, before torch is imported (seconds): a name that cannot be loaded fails at once.
+        for module in ("torch", "transformers"):
+            check_installed(module, extra="model")
+        # Before torch is imported (seconds): a name that cannot be loaded fails at once.
         source, hf_kwargs = resolve_model(name_or_path, hf_kwargs)  # the same rules for every entry point
         torch = require("torch", extra="model")
         transformers = require("transformers", extra="model")
