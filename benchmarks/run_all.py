@@ -1,13 +1,14 @@
-"""Run every benchmark, one case per process, and write the results, the plots and the README tables.
+"""Run every benchmark, one case per process, and write the results, the plots and the documentation's tables.
 
     python benchmarks/run_all.py --quick     # about 13 minutes on a 2-core CPU
     python benchmarks/run_all.py             # the full grid (slower)
     python benchmarks/run_all.py --device cuda   # the GPU rows (bfloat16, all 28 layers) on a CUDA machine
-    python benchmarks/run_all.py --device cuda --render   # plot and README tables again from the saved JSON
+    python benchmarks/run_all.py --device cuda --render   # plot and tables again from the saved JSON
 
 Every figure is a ratio against a baseline measured in the same run on the same machine; absolute times are
-context. Results go to benchmarks/results/{quick,full,gpu}.json and .png, and the tables into README.md between
-the `<!-- benchmarks:... -->` markers.
+context. Results go to benchmarks/results/{quick,full,gpu}.json; the plot to docs/assets/; the full tables into
+docs/benchmarks.md and a headline table (from every saved result) into README.md, between the
+`<!-- benchmarks:... -->` markers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from _common import RESULTS, ROOT, machine
 
 HERE = Path(__file__).resolve().parent
 README = ROOT / "README.md"
+DOCS = ROOT / "docs" / "benchmarks.md"
+ASSETS = ROOT / "docs" / "assets"
 
 # repeat: timed runs per rerank case (their median); embed_repeat: per throughput case; requests_per_client: the
 # server load is that many requests per client (at least 8).
@@ -334,27 +337,56 @@ def plot(results: dict[str, Any], summary: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def write_readme(section: str, text: str) -> None:
+def headline(results_dir: Path) -> str:
+    """The README's table: rerank latency of (a), (b) and (c) at N=100 and the largest N measured, per saved run."""
+    lines = [
+        "| rerank of N candidates | E2Rank, reusing stored embeddings | E2Rank, re-embedding them | pointwise "
+        "reranker, same backbone |",
+        "|---|---:|---:|---:|",
+    ]
+    for mode in ("gpu", "quick"):
+        path = results_dir / f"{mode}.json"
+        if not path.exists():
+            continue
+        results = json.loads(path.read_text())
+        summary, rerank, m = summarize(results), results["rerank"], results["machine"]
+        layers = results["grid"]["layers"]
+        where = f"{m['gpu']}" if "gpu" in m else f"{m['cores']} CPU cores ({layers} of 28 layers)"
+        measured = [n for n in summary["rerank"] if _s(_case(rerank, "no_reuse", n)) is not None and n >= 100]
+        for n in sorted({min(measured), max(measured)}) if measured else []:
+            row = summary["rerank"][n]
+            cells = [
+                f"{_time(_s(_case(rerank, case, n)))} ({_fmt(row[x], '.1f', 'x')})"
+                for case, x in (("no_reuse", "no_reuse_x"), ("pointwise", "pointwise_x"))
+            ]
+            lines.append(f"| {where}, N={n} | {_time(row['reuse_s'])} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def write_between_markers(path: Path, section: str, text: str) -> None:
+    """Replace what lies between ``<!-- benchmarks:SECTION:start -->`` and its end marker in ``path``."""
     start, end = f"<!-- benchmarks:{section}:start -->", f"<!-- benchmarks:{section}:end -->"
-    readme = README.read_text()
-    if start not in readme or end not in readme:
-        raise SystemExit(f"README.md has no {start} ... {end} markers")
-    head, rest = readme.split(start, 1)
+    document = path.read_text()
+    if start not in document or end not in document:
+        raise SystemExit(f"{path} has no {start} ... {end} markers")
+    head, rest = document.split(start, 1)
     _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the quick grid (about 13 minutes on 2 cores)")
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README tables")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md, its plots and the README headline"
+    )
     parser.add_argument("--device", default=None, help="cuda for the GPU rows (bfloat16, whole model); default: CPU")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="which to measure; the others are kept from "
                         "the saved results (default: %(default)s)")  # fmt: skip
     parser.add_argument("--only", default="", help="measure only the cases whose key starts with one of these "
                         "(e.g. reuse,embed/32), keeping the others from the saved results")  # fmt: skip
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the JSON and plot (%(default)s)")
-    parser.add_argument("--render", action="store_true", help="measure nothing: redo plot and README from the JSON")
+    parser.add_argument("--render", action="store_true", help="measure nothing: redo plot and tables from the JSON")
     args = parser.parse_args()
     gpu = bool(args.device and args.device.startswith("cuda"))
     mode = "gpu" if gpu else ("quick" if args.quick else "full")
@@ -386,11 +418,12 @@ def main() -> None:
     if sections:
         results["wall_s"] = round(time.perf_counter() - started, 1)
     path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    plot(results, summary, args.results / f"rerank_latency_{mode}.png")
+    plot(results, summary, (args.results if args.no_docs else ASSETS) / f"rerank_latency_{mode}.png")
     table = markdown(results, summary, mode)
     print("\n" + table)
-    if not args.no_readme:
-        write_readme("gpu" if gpu else "cpu", table)
+    if not args.no_docs:
+        write_between_markers(DOCS, "gpu" if gpu else "cpu", table)
+        write_between_markers(README, "headline", headline(args.results))
     print(f"\nwrote {path}")
 
 

@@ -46,3 +46,14 @@ def fresh_model(tiny_path: Path):
     from e2rank_integrations import E2RankModel
 
     return E2RankModel.from_pretrained(tiny_path)
+
+
+@pytest.fixture
+def tiny_cache_dir(tmp_path: Path, tiny_path: Path) -> Path:
+    """An ``E2RANK_CACHE_DIR`` that already holds the ``tiny-random`` checkpoint (so nothing is generated)."""
+    from e2rank_integrations.checkpoints import _FORMAT_VERSION, TINY_RANDOM
+
+    root = tmp_path / "e2rank-cache"
+    root.mkdir()
+    (root / f"{TINY_RANDOM}-v{_FORMAT_VERSION}").symlink_to(tiny_path)
+    return root

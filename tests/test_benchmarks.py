@@ -1,4 +1,4 @@
-"""benchmarks/run_all.py turns case results into ratios, targets and README tables correctly (no timing here)."""
+"""benchmarks/run_all.py turns case results into ratios, targets and the docs' tables correctly (no timing here)."""
 
 from __future__ import annotations
 
@@ -111,8 +111,36 @@ def test_gpu_tables_in_milliseconds_without_int8(run_all, results):
     assert "int8" not in text  # a CPU option: neither its row nor its targets
 
 
-def test_readme_has_the_markers(run_all):
-    readme = run_all.README.read_text()
+def test_headline_table_from_every_saved_run(run_all, results, tmp_path):
+    import json
+
+    (tmp_path / "quick.json").write_text(json.dumps(results))
+    gpu = json.loads(json.dumps(results))
+    gpu["machine"]["gpu"] = "NVIDIA H200"
+    gpu["grid"]["layers"] = 28
+    gpu["rerank"]["no_reuse"]["1000"] = t(30.0)
+    gpu["rerank"]["pointwise"]["1000"] = t(40.0)
+    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    lines = run_all.headline(tmp_path).splitlines()
+    assert lines[0].startswith("| rerank of N candidates | E2Rank, reusing stored embeddings |")
+    assert lines[2:] == [
+        "| NVIDIA H200, N=100 | 1.00 s | 4.00 s (4.0x) | 5.00 s (5.0x) |",
+        "| NVIDIA H200, N=1000 | 1.10 s | 30.00 s (27.3x) | 40.00 s (36.4x) |",
+        "| 2 CPU cores (2 of 28 layers), N=100 | 1.00 s | 4.00 s (4.0x) | 5.00 s (5.0x) |",
+    ]
+
+
+def test_write_between_markers(run_all, tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("intro\n<!-- benchmarks:cpu:start -->\nold\n<!-- benchmarks:cpu:end -->\nafter\n")
+    run_all.write_between_markers(page, "cpu", "new table")
+    assert page.read_text() == "intro\n<!-- benchmarks:cpu:start -->\nnew table\n<!-- benchmarks:cpu:end -->\nafter\n"
+    with pytest.raises(SystemExit, match="no <!-- benchmarks:gpu:start -->"):
+        run_all.write_between_markers(page, "gpu", "x")
+
+
+def test_the_docs_and_the_readme_have_the_markers(run_all):
+    docs, readme = run_all.DOCS.read_text(), run_all.README.read_text()
     for section in ("cpu", "gpu"):
-        assert f"<!-- benchmarks:{section}:start -->" in readme
-        assert f"<!-- benchmarks:{section}:end -->" in readme
+        assert f"<!-- benchmarks:{section}:start -->" in docs and f"<!-- benchmarks:{section}:end -->" in docs
+    assert "<!-- benchmarks:headline:start -->" in readme and "<!-- benchmarks:headline:end -->" in readme

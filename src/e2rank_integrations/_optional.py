@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
@@ -61,3 +62,9 @@ def lazy_getattr(package: str, lazy: Mapping[str, str]) -> Callable[[str], Any]:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def check_installed(module: str, extra: str) -> None:
+    """Raise :func:`require`'s ImportError if ``module`` is missing, without importing it (torch takes seconds)."""
+    if importlib.util.find_spec(module) is None:
+        require(module, extra)

@@ -14,7 +14,9 @@ import importlib.resources
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +315,10 @@ def cached_random_checkpoint(
         return target
     root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    # A line before the first generation (about 10 s for tiny-random, minutes for large shapes), so it is not silence.
+    sys.stderr.write(f"e2rank: generating the random-weight checkpoint {name} in {target} (once; reused later)...\n")
+    sys.stderr.flush()
+    started = time.perf_counter()
     try:
         make_random_checkpoint(scratch, shape=shape, num_hidden_layers=num_hidden_layers, dtype=dtype)
         try:
@@ -322,6 +328,7 @@ def cached_random_checkpoint(
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    sys.stderr.write(f"e2rank: {name} ready in {time.perf_counter() - started:.1f} s\n")
     return target
 
 

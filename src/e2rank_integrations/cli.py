@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
+import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from ._optional import require
-from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
+from .checkpoints import TINY_RANDOM
 from .corpus import builtin_corpus
+from .errors import E2RankHubUnreachableError, E2RankModelNotFoundError
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
 DEMO_COLLECTION = "e2rank-demo"
@@ -36,55 +38,38 @@ def default_model() -> str:
 
 
 def load_model(name: str, **kwargs: Any) -> Any:
-    """Load ``name`` (a hub id, a local directory, or ``tiny-random``), or raise :class:`CLIError` saying why."""
+    """Load ``name`` (a hub id, a local directory, or ``tiny-random``), or raise :class:`CLIError` saying why.
+
+    The rules for names, paths and an unreachable hub are :mod:`e2rank_integrations.loading`'s, as in Python.
+    """
     from .model import E2RankModel
 
-    path = str(tiny_random_checkpoint()) if name == TINY_RANDOM else name
-    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
-    if looks_local and not os.path.isdir(os.path.expanduser(name)):
-        raise CLIError(f"could not load model {name!r}: no such directory")
     try:
-        return E2RankModel.from_pretrained(path, **kwargs)
+        return E2RankModel.from_pretrained(name, **kwargs)
     except ImportError:
         raise
-    except Exception as exc:  # transformers raises OSError, ValueError, HFValidationError... for a bad model
+    except E2RankModelNotFoundError as exc:  # its message already names the model and what to do
+        raise CLIError(str(exc)) from exc
+    except Exception as exc:  # transformers raises OSError, ValueError... for a bad model
         raise CLIError(f"could not load model {name!r}: {exc}") from exc
 
 
-def _hub_reachable(model_id: str, timeout: float = 4.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{endpoint}/api/models/{model_id}", timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (OSError, ValueError):
-        return False
-
-
-def _in_hub_cache(model_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-
-
-def resolve_demo_model(requested: str | None, out: TextIO) -> tuple[str, dict[str, Any]]:
-    """The model the demo runs on, and extra ``from_pretrained`` arguments.
+def load_demo_model(requested: str | None, out: TextIO, **kwargs: Any) -> tuple[str, Any]:
+    """The model the demo runs on, loaded, and its name.
 
     A model the user named (``--model`` or ``$E2RANK_MODEL``) is used as it is. The built-in default falls back to
-    a local copy when the hub cannot be reached, and to ``tiny-random`` when there is none, saying so first.
+    ``tiny-random`` when the hub cannot be reached and there is no local copy, saying so first.
     """
     from .model import DEFAULT_MODEL
 
     named = requested or os.environ.get("E2RANK_MODEL")
     if named:
-        return named, {}
-    if os.path.isdir(DEFAULT_MODEL) or _hub_reachable(DEFAULT_MODEL):
-        return DEFAULT_MODEL, {}
-    if _in_hub_cache(DEFAULT_MODEL):
-        return DEFAULT_MODEL, {"local_files_only": True}
+        return named, load_model(named, **kwargs)
+    try:
+        return DEFAULT_MODEL, load_model(DEFAULT_MODEL, **kwargs)
+    except CLIError as exc:
+        if not isinstance(exc.__cause__, E2RankHubUnreachableError):
+            raise
     print(
         f"NOTE: {DEFAULT_MODEL} cannot be downloaded here (no connection to the Hugging Face Hub) and is not in\n"
         "the local cache. To use a copy you have, pass its directory: `e2rank demo --model /path/to/E2Rank-0.6B`\n"
@@ -92,7 +77,7 @@ def resolve_demo_model(requested: str | None, out: TextIO) -> tuple[str, dict[st
         "is real, but its rankings mean nothing.\n",
         file=out,
     )
-    return TINY_RANDOM, {}
+    return TINY_RANDOM, load_model(TINY_RANDOM, **kwargs)
 
 
 # ---------------------------------------------------------------------------- demo
@@ -107,8 +92,7 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     chromadb = require("chromadb", extra="chroma")  # before loading a model: a missing extra fails at once
     from .chroma import E2RankEmbeddingFunction, rerank_query_result
 
-    name, extra = resolve_demo_model(args.model, out)
-    model = load_model(name, device=args.device, cache=args.cache, **extra)
+    name, model = load_demo_model(args.model, out, device=args.device, cache=args.cache)
     print(f"model: {name} ({model.device}, {model.dtype}, {model.dimension}-d)", file=out)
     if name == TINY_RANDOM:
         print("       random weights: the orders below show the mechanics, not relevance", file=out)
@@ -312,6 +296,7 @@ def _checked(rerank: Any, query: Any, documents: Any, **options: Any) -> Any:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve the model over HTTP until SIGINT, or SIGTERM and a drain; the port opens while the model loads."""
+    from .loading import default_device
     from .server import ServerSettings
     from .server.runner import serve
 
@@ -336,6 +321,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
 
     def load() -> Any:
+        logging.getLogger("e2rank_integrations.server").info(
+            "loading %s on %s", args.model, default_device(args.device)
+        )
         # --max-batch-tokens bounds what the server merges from queued requests; the model then cuts that into
         # forward passes of its own device-dependent size (1k tokens on a CPU, where 16k-token passes are slower).
         # batch_size: no cap on texts per pass (each has a token); 32 ran merged 32-text embeds one pass apiece.
@@ -411,110 +399,314 @@ def run_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``e2rank`` argument parser."""
-    parser = argparse.ArgumentParser(prog="e2rank", description="E2Rank: one embedding model to retrieve and rerank.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _epilog(extra: str, examples: str, formats: str = "") -> str:
+    """A subcommand's help epilog: the extra it needs, its input and output formats, examples."""
+    text = f"needs: pip install 'e2rank-integrations[{extra}]'\n"
+    if formats:
+        text += "\n" + textwrap.dedent(formats).strip() + "\n"
+    return text + "\nexamples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  ")
 
-    def model_options(p: argparse.ArgumentParser, default: str | None) -> None:
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``e2rank`` argument parser.
+
+    One ``sub.add_parser`` per subcommand: ``help`` for the list, ``description``, an ``epilog`` from
+    :func:`_epilog` (the extra it needs, formats, examples), and a help text with its default for every option.
+    """
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="e2rank",
+        description="E2Rank: one embedding model to retrieve and rerank.",
+        epilog="Run `e2rank COMMAND --help` for a command's options, formats and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, epilog: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def model_options(p: argparse.ArgumentParser, default: str | None, default_help: str) -> None:
         p.add_argument(
             "--model",
             default=default,
-            help=f"hub id, local directory, or '{TINY_RANDOM}' (default: $E2RANK_MODEL or Alibaba-NLP/E2Rank-0.6B)",
+            help=f"hub id, local directory, or '{TINY_RANDOM}' (a generated random-weight checkpoint) "
+            f"(default: {default_help})",
         )
-        p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available)")
-        p.add_argument("--cache", default=None, help="SQLite file to keep embeddings in across runs")
+        p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available, else cpu)")
+        p.add_argument(
+            "--cache",
+            default=None,
+            help="SQLite file that keeps embeddings across runs (default: none; an in-memory cache for this run)",
+        )
 
-    demo = sub.add_parser("demo", help="index a small built-in corpus in Chroma, retrieve, rerank, print both orders")
-    model_options(demo, None)
-    demo.add_argument("--chroma-dir", default=None, help="keep the Chroma database here (default: a temporary one)")
-    demo.add_argument("--query", default=DEFAULT_QUERY)
-    demo.add_argument("--top-k", type=int, default=20, help="candidates retrieved and reranked (default 20)")
-    demo.add_argument("--show", type=int, default=10, help="rows printed (default 10)")
+    default_help = "$E2RANK_MODEL, else Alibaba-NLP/E2Rank-0.6B"
 
-    embed = sub.add_parser("embed", help="embed lines of stdin (plain text or JSON with 'text'); JSON lines out")
-    model_options(embed, default_model())
-    embed.add_argument("--kind", choices=["document", "query"], default="document")
-    embed.add_argument("--instruction", default=None, help="query instruction (with --kind query)")
-    embed.add_argument("--with-text", action="store_true", help="include each input text in the output")
+    demo = command(
+        "demo",
+        "index a small built-in corpus in Chroma, retrieve, rerank, print both orders",
+        _epilog(
+            "model,chroma",
+            """
+            e2rank demo
+            e2rank demo --model tiny-random --query "How do vaccines work?" --show 5
+            e2rank demo --chroma-dir ./demo-db     # a second run reuses the index
+            """,
+        ),
+    )
+    model_options(demo, None, f"{default_help}; '{TINY_RANDOM}' when that cannot be downloaded")
+    demo.add_argument(
+        "--chroma-dir", default=None, help="keep the Chroma database in this directory (default: a temporary one)"
+    )
+    demo.add_argument("--query", default=DEFAULT_QUERY, help="the question to search for (default: %(default)r)")
+    demo.add_argument("--top-k", type=int, default=20, help="candidates retrieved and reranked (default: %(default)s)")
+    demo.add_argument("--show", type=int, default=10, help="rows printed (default: %(default)s)")
 
-    rerank_p = sub.add_parser("rerank", help="rerank candidates from stdin; JSON lines out")
-    model_options(rerank_p, default_model())
-    rerank_p.add_argument("--query", default=None, help="the query; stdin then holds one candidate per line")
-    rerank_p.add_argument("--top-n", type=int, default=None)
-    rerank_p.add_argument("--num-prompt-docs", type=int, default=20)
-    rerank_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
+    embed = command(
+        "embed",
+        "embed the lines of stdin; one JSON line out per line in",
+        _epilog(
+            "model",
+            """
+            printf 'first passage\\nsecond passage\\n' | e2rank embed --model tiny-random > vectors.jsonl
+            echo '{"text": "capital of France?"}' | e2rank embed --kind query --with-text
+            """,
+            """
+            input (stdin), one text per line, either of:
+              Paris is the capital of France.
+              {"text": "Paris is the capital of France."}      (other keys are ignored)
+            output (stdout), one line per input line, in order:
+              {"embedding": [0.0123, -0.0456, ...]}              (L2-normalised float32)
+              {"embedding": [...], "text": "Paris is..."}        (with --with-text)
+            """,
+        ),
+    )
+    model_options(embed, default_model(), default_help)
+    embed.add_argument(
+        "--kind",
+        choices=["document", "query"],
+        default="document",
+        help="document: embedded as stored, no instruction; query: with the retrieval instruction "
+        "(default: %(default)s)",
+    )
+    embed.add_argument(
+        "--instruction", default=None, help="the query instruction, with --kind query (default: the model's own)"
+    )
+    embed.add_argument("--with-text", action="store_true", help="add each input text to its output line (default: off)")
 
-    eval_p = sub.add_parser("eval", help="nDCG@10, MRR@10, Recall@100 of a first stage and of its E2Rank rerank")
-    model_options(eval_p, default_model())
-    eval_p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl (_id, title, text)")
-    eval_p.add_argument("--queries", required=True, help="BEIR queries.jsonl (_id, text)")
-    eval_p.add_argument("--qrels", required=True, help="BEIR qrels .tsv (query-id, corpus-id, score)")
-    eval_p.add_argument("--run", default=None, help="first-stage TREC run file (e.g. BM25)")
-    eval_p.add_argument("--retrieve", action="store_true", help="use the model's own retrieval as the first stage")
-    eval_p.add_argument("--top-k", type=int, default=100, help="first-stage documents reranked per query")
-    eval_p.add_argument("--num-prompt-docs", type=int, default=20)
-    eval_p.add_argument("--passes", type=int, default=1)
-    eval_p.add_argument("--instruction", default=None, help="rerank instruction opening the listwise prompt")
-    eval_p.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N judged queries")
-    eval_p.add_argument("--output", default=None, help="write the reranked run to this TREC file")
-    serve_p = sub.add_parser("serve", help="serve the model over HTTP (OpenAI, Cohere/Jina and TEI protocols)")
-    model_options(serve_p, default_model())
-    serve_p.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: bf16 on GPU)")
-    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve_p.add_argument("--port", type=int, default=8000)
-    serve_p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or $E2RANK_API_KEY)")
+    rerank_p = command(
+        "rerank",
+        "rerank candidates read from stdin; JSON lines out",
+        _epilog(
+            "model",
+            """
+            printf 'Lyon is big.\\nParis is the capital.\\n' | e2rank rerank --query "capital of France?" --top-n 1
+            echo '{"query": "capital of France?", "documents": ["Lyon is big.", "Paris is the capital."]}' \\
+                | e2rank rerank
+            """,
+            """
+            with --query: stdin holds one candidate per line, plain text or {"text": "..."};
+              output: one line per result, best first:
+              {"index": 1, "score": 0.8312, "text": "Paris is the capital."}
+            without --query: each stdin line is one rerank:
+              {"query": "capital of France?", "documents": ["Lyon is big.", "Paris is the capital."]}
+              output: one line per input line, results best first:
+              {"results": [{"index": 1, "score": 0.8312}, {"index": 0, "score": 0.4120}]}
+            index: the candidate's position in the input (from 0); score: cosine to the listwise prompt.
+            """,
+        ),
+    )
+    model_options(rerank_p, default_model(), default_help)
+    rerank_p.add_argument(
+        "--query", default=None, help="the query; stdin then holds one candidate per line (default: none)"
+    )
+    rerank_p.add_argument("--top-n", type=int, default=None, help="results kept per query (default: all)")
+    rerank_p.add_argument(
+        "--num-prompt-docs",
+        type=int,
+        default=20,
+        help="leading candidates put in the listwise prompt (default: %(default)s)",
+    )
+    rerank_p.add_argument(
+        "--instruction",
+        default=None,
+        help="the task description opening the listwise prompt (default: the authors' evaluation one)",
+    )
+
+    eval_p = command(
+        "eval",
+        "nDCG@10, MRR@10, Recall@100 of a first stage and of its E2Rank rerank, on BEIR-format data",
+        _epilog(
+            "model,eval",
+            """
+            e2rank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --run bm25.trec
+            e2rank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --retrieve --top-k 50
+            """,
+        ),
+    )
+    model_options(eval_p, default_model(), default_help)
+    eval_p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl (_id, title, text) (required)")
+    eval_p.add_argument("--queries", required=True, help="BEIR queries.jsonl (_id, text) (required)")
+    eval_p.add_argument("--qrels", required=True, help="BEIR qrels .tsv (query-id, corpus-id, score) (required)")
+    eval_p.add_argument(
+        "--run", default=None, help="first-stage TREC run file, e.g. BM25 (default: none; or give --retrieve)"
+    )
+    eval_p.add_argument(
+        "--retrieve", action="store_true", help="use the model's own retrieval as the first stage (default: off)"
+    )
+    eval_p.add_argument(
+        "--top-k", type=int, default=100, help="first-stage documents reranked per query (default: %(default)s)"
+    )
+    eval_p.add_argument(
+        "--num-prompt-docs",
+        type=int,
+        default=20,
+        help="leading candidates put in the listwise prompt (default: %(default)s)",
+    )
+    eval_p.add_argument(
+        "--passes", type=int, default=1, help="rerank passes; 2 reranks the first pass's order (default: %(default)s)"
+    )
+    eval_p.add_argument(
+        "--instruction",
+        default=None,
+        help="the task description opening the listwise prompt (default: the authors' evaluation one)",
+    )
+    eval_p.add_argument(
+        "--max-queries", type=int, default=None, help="evaluate only the first N judged queries (default: all)"
+    )
+    eval_p.add_argument(
+        "--output", default=None, help="write the reranked run to this TREC file (default: not written)"
+    )
+
+    serve_p = command(
+        "serve",
+        "serve the model over HTTP (OpenAI, Cohere/Jina and TEI protocols)",
+        _epilog(
+            "model,server",
+            """
+            e2rank serve --model Alibaba-NLP/E2Rank-0.6B --port 8000
+            E2RANK_API_KEY=secret e2rank serve --model tiny-random --host 0.0.0.0
+            curl localhost:8000/v1/rerank -H 'Content-Type: application/json' \\
+                -d '{"query": "capital of France?", "documents": ["Lyon is big.", "Paris is the capital."]}'
+            """,
+        ),
+    )
+    model_options(serve_p, default_model(), default_help)
+    serve_p.add_argument(
+        "--dtype",
+        default=None,
+        help="bfloat16, float16 or float32 (default: bfloat16 on a GPU, float32 on a CPU)",
+    )
+    serve_p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve_p.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve_p.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' (default: $E2RANK_API_KEY; none when unset)",
+    )
     serve_p.add_argument("--model-id", default=None, help="model name shown to clients (default: --model)")
     serve_p.add_argument(
-        "--max-batch-tokens", type=int, default=16384, help="tokens of queued requests merged into one micro-batch"
+        "--max-batch-tokens",
+        type=int,
+        default=16384,
+        help="tokens of queued requests merged into one micro-batch (default: %(default)s)",
     )
-    serve_p.add_argument("--max-client-batch-size", type=int, default=1024, help="texts per request (more: 413)")
-    serve_p.add_argument("--max-concurrent-requests", type=int, default=512, help="in flight (more: 429)")
-    serve_p.add_argument("--payload-limit-mb", type=float, default=16.0, help="largest body in MiB (more: 413)")
-    serve_p.add_argument("--no-batching", action="store_true", help="run each request alone (for comparisons)")
     serve_p.add_argument(
-        "--raw-embeddings", action="store_true", help="embed untyped /v1/embeddings inputs as sent, like vLLM"
+        "--max-client-batch-size",
+        type=int,
+        default=1024,
+        help="texts per request; more get 413 (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=512,
+        help="requests in flight; more get 429 (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--payload-limit-mb",
+        type=float,
+        default=16.0,
+        help="largest body in MiB; larger get 413 (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--no-batching", action="store_true", help="run each request alone, for comparisons (default: off)"
+    )
+    serve_p.add_argument(
+        "--raw-embeddings",
+        action="store_true",
+        help="embed untyped /v1/embeddings inputs as sent, like vLLM (default: off: as documents)",
+    )
+    serve_p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds to let requests in flight finish (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default: %(default)s)",
     )
     serve_p.add_argument(
         "--allow-token-ids",
         action="store_true",
-        help="embed bare token ids sent to /v1/embeddings as this model's ids (default: refused with 400, since "
-        "LangChain's OpenAIEmbeddings sends tiktoken ids unless check_embedding_ctx_length=False)",
+        help="embed bare token ids sent to /v1/embeddings as this model's ids (default: off: refused with 400, "
+        "since LangChain's OpenAIEmbeddings sends tiktoken ids unless check_embedding_ctx_length=False)",
     )
-    serve_p.add_argument("--drain-timeout", type=float, default=30.0, help="on SIGTERM, seconds to finish requests")
     # Abuse limits (docs/deployment.md says what each bounds and what is left to a reverse proxy).
     serve_p.add_argument(
-        "--max-request-tokens", type=int, default=1_048_576, help="tokens one request may embed (more: 413)"
+        "--max-request-tokens",
+        type=int,
+        default=1_048_576,
+        help="tokens one request may embed; more get 413 (default: %(default)s)",
     )
     serve_p.add_argument(
-        "--limit-concurrency", type=int, default=1024, help="open connections; more are closed on accept"
+        "--limit-concurrency",
+        type=int,
+        default=1024,
+        help="open connections; more are closed on accept (default: %(default)s)",
     )
     serve_p.add_argument(
-        "--timeout-keep-alive", type=int, default=5, help="seconds an idle keep-alive connection stays open"
+        "--timeout-keep-alive",
+        type=int,
+        default=5,
+        help="seconds an idle keep-alive connection stays open (default: %(default)s)",
     )
     serve_p.add_argument(
         "--timeout-request-read",
         type=float,
         default=30.0,
-        help="seconds a client may take to send a request's headers, and again its body (then: closed, 408)",
+        help="seconds a client may take to send a request's headers, and again its body; then the connection is "
+        "closed, or 408 (default: %(default)s)",
     )
-    serve_p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add_index_parser(sub)
 
-    mcp_p = sub.add_parser(
+    mcp_p = command(
         "mcp",
-        help="serve E2Rank search over a Chroma collection, and reranking, as MCP tools for agent hosts",
-        description=(
-            "Serve four Model Context Protocol tools (search, rerank, add_documents, collection_info) over one "
-            "Chroma collection, for any MCP host (desktop assistants, IDE agents). Needs the extras mcp, chroma and "
-            "model (or client, with --server-url): pip install 'e2rank-integrations[mcp,chroma,model]'. "
-            "Logs go to stderr; with --transport stdio, stdout is the protocol."
+        "serve E2Rank search over a Chroma collection, and reranking, as MCP tools for agent hosts",
+        _epilog(
+            "mcp,chroma,model",
+            """
+            e2rank mcp --chroma-dir ./chroma-db --collection docs      # the model the collection names
+            e2rank mcp --chroma-dir ./chroma-db --model tiny-random --writable
+            e2rank mcp --chroma-host localhost --chroma-port 8000 --server-url http://gpu-box:8000 \\
+                --api-key-env E2RANK_API_KEY --transport streamable-http --port 8765
+            """,
+            """
+            tools: search(query, top_n?, k?, where?), rerank(query, documents, top_n?), collection_info(),
+              add_documents(documents, ids?, metadatas?) (with --writable only).
+            logs go to stderr; with --transport stdio, stdout carries the protocol.
+            with --server-url, the `client` extra replaces `model`.
+            """,
         ),
-        epilog=(
-            "example: e2rank mcp --chroma-dir ./chroma-db --collection docs\n"
-            "  (the model is the one the collection was created with; add --model ID_OR_PATH otherwise)"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = mcp_p.add_mutually_exclusive_group()
     source.add_argument(
@@ -522,30 +714,51 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"hub id, local directory or '{TINY_RANDOM}' (default: the model the collection's configuration names)",
     )
-    source.add_argument("--server-url", default=None, help="use the model of this `e2rank serve` (default: none)")
+    source.add_argument(
+        "--server-url", default=None, help="use the model of this `e2rank serve` instead of a local one (default: none)"
+    )
     mcp_p.add_argument(
         "--api-key-env", default=None, help="environment variable holding --server-url's API key (default: none)"
     )
     store = mcp_p.add_mutually_exclusive_group(required=True)
-    store.add_argument("--chroma-dir", default=None, help="directory of a persistent Chroma database (must exist)")
-    store.add_argument("--chroma-host", default=None, help="host of a Chroma server (`chroma run`) instead")
-    mcp_p.add_argument("--chroma-port", type=int, default=8000, help="port of the Chroma server (default 8000)")
+    store.add_argument(
+        "--chroma-dir", default=None, help="directory of a persistent Chroma database, which must exist (default: none)"
+    )
+    store.add_argument(
+        "--chroma-host", default=None, help="host of a Chroma server (`chroma run`) instead (default: none)"
+    )
+    mcp_p.add_argument("--chroma-port", type=int, default=8000, help="port of the Chroma server (default: %(default)s)")
     mcp_p.add_argument("--collection", default=None, help="collection to serve (default: the database's only one)")
     mcp_p.add_argument(
-        "--transport", choices=["stdio", "streamable-http"], default="stdio", help="MCP transport (default stdio)"
+        "--transport",
+        choices=["stdio", "streamable-http"],
+        default="stdio",
+        help="MCP transport (default: %(default)s)",
     )
-    mcp_p.add_argument("--host", default="127.0.0.1", help="streamable-http address (default 127.0.0.1)")
-    mcp_p.add_argument("--port", type=int, default=8765, help="streamable-http port (default 8765)")
+    mcp_p.add_argument("--host", default="127.0.0.1", help="streamable-http address (default: %(default)s)")
+    mcp_p.add_argument("--port", type=int, default=8765, help="streamable-http port (default: %(default)s)")
     access = mcp_p.add_mutually_exclusive_group()
-    access.add_argument("--read-only", dest="writable", action="store_false", help="refuse add_documents (the default)")
-    access.add_argument("--writable", dest="writable", action="store_true", help="let add_documents add passages")
+    access.add_argument(
+        "--read-only", dest="writable", action="store_false", help="refuse add_documents (default: read-only)"
+    )
+    access.add_argument(
+        "--writable", dest="writable", action="store_true", help="let add_documents add passages (default: off)"
+    )
     mcp_p.set_defaults(writable=False)
-    mcp_p.add_argument("--default-k", type=int, default=50, help="candidates a search reranks by default (default 50)")
-    mcp_p.add_argument("--default-top-n", type=int, default=5, help="results a search returns by default (default 5)")
-    mcp_p.add_argument("--max-top-n", type=int, default=50, help="most results one call may ask for (default 50)")
-    mcp_p.add_argument("--max-tokens", type=int, default=4000, help="token budget of search's context (default 4000)")
-    mcp_p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available)")
-    mcp_p.add_argument("--cache", default=None, help="SQLite file to keep embeddings in across runs (default: none)")
+    mcp_p.add_argument(
+        "--default-k", type=int, default=50, help="candidates a search reranks by default (default: %(default)s)"
+    )
+    mcp_p.add_argument(
+        "--default-top-n", type=int, default=5, help="results a search returns by default (default: %(default)s)"
+    )
+    mcp_p.add_argument(
+        "--max-top-n", type=int, default=50, help="most results one call may ask for (default: %(default)s)"
+    )
+    mcp_p.add_argument(
+        "--max-tokens", type=int, default=4000, help="token budget of search's context (default: %(default)s)"
+    )
+    mcp_p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available, else cpu)")
+    mcp_p.add_argument("--cache", default=None, help="SQLite file that keeps embeddings across runs (default: none)")
     add_train_parser(sub)
     return parser
 
@@ -556,19 +769,30 @@ def add_index_parser(sub: Any) -> None:
         "index",
         help="embed a large corpus (JSON lines or Parquet) into Chroma or Parquet, resumably",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="""\
-Embed every record of a corpus with embed_documents and write it to a Chroma collection or to Parquet part
-files. Streams the input; a rerun skips the ids already written, so a killed job resumes where it stopped.
-Embeds in this process (--model), through running `e2rank serve` servers (--server-url), or on Ray (--ray).
-
-Extras: model (local embedding), chroma (--collection), parquet (Parquet input or --output), client
-(--server-url), ray (--ray; includes pyarrow). For example: pip install 'e2rank-integrations[model,parquet]'
-
-example:
-  e2rank index --model Alibaba-NLP/E2Rank-0.6B --input corpus.jsonl --output vectors.parquet
-  e2rank index --input corpus.parquet --chroma-dir ./db --collection docs --server-url http://gpu1:8000,http://gpu2:8000
-  e2rank index --input corpus.parquet --output vectors.parquet --ray --ray-address auto --actors 8 --gpus-per-actor 1
-""",
+        description=(
+            "Embed every record of a corpus with embed_documents and write it to a Chroma collection or to Parquet "
+            "part files. Streams the input; a rerun skips the ids already written, so a killed job resumes where it "
+            "stopped. Embeds in this process (--model), through running `e2rank serve` servers (--server-url), or "
+            "on Ray (--ray)."
+        ),
+        epilog=_epilog(
+            "model,parquet",
+            """
+            e2rank index --model Alibaba-NLP/E2Rank-0.6B --input corpus.jsonl --output vectors.parquet
+            e2rank index --input corpus.parquet --chroma-dir ./db --collection docs \\
+                --server-url http://gpu1:8000,http://gpu2:8000
+            e2rank index --input corpus.parquet --output vectors.parquet --ray --ray-address auto --actors 8 \\
+                --gpus-per-actor 1
+            """,
+            """
+            extras by use: model (embedding here), chroma (--collection), parquet (Parquet input or --output),
+              client (--server-url), ray (--ray; includes pyarrow).
+            input: JSON lines (.jsonl, .jsonl.gz, .ndjson) or Parquet, a file or a directory of them, one record each:
+              {"id": "doc-1", "text": "Paris is the capital of France.", "title": "Paris", "lang": "en"}
+            output: Chroma records (id, document, metadata, vector), or Parquet part files with the columns
+              id, text, metadata (a JSON string), vector (a fixed-size list of float32).
+            """,
+        ),
     )
     source = index_p.add_argument_group("input")
     source.add_argument(
@@ -640,14 +864,23 @@ def add_train_parser(sub: Any) -> None:
         "train",
         help="fine-tune an embedding model into an E2Rank reranker (needs the `train` extra)",
         description=(
-            "Fine-tune an embedding model with E2Rank's objective (InfoNCE + RankNet over cosine similarity) on\n"
-            "JSON lines {query, document: [...], ranking: [best first], source?}. The defaults are the authors'.\n"
-            "Needs the `train` extra: pip install 'e2rank-integrations[train]'\n\n"
-            "example:\n"
-            "  e2rank train --model Alibaba-NLP/E2Rank-0.6B --data train.jsonl --output my-reranker \\\n"
-            "      --bf16 --gradient-checkpointing --eval-data dev.jsonl\n"
-            "several GPUs (the same options):\n"
-            "  torchrun --nproc-per-node 8 -m e2rank_integrations.training --model ... --data ... --output ..."
+            "Fine-tune an embedding model with E2Rank's objective (InfoNCE + RankNet over cosine similarity). "
+            "The defaults are the authors'."
+        ),
+        epilog=_epilog(
+            "train",
+            """
+            e2rank train --model Alibaba-NLP/E2Rank-0.6B --data train.jsonl --output my-reranker \\
+                --bf16 --gradient-checkpointing --eval-data dev.jsonl
+            several GPUs (the same options):
+            torchrun --nproc-per-node 8 -m e2rank_integrations.training --model ... --data ... --output ...
+            """,
+            """
+            input (--data, --eval-data), one slate per line:
+              {"query": "...", "document": ["passage", ...], "ranking": [2, 0, 1], "source": "msmarco"}
+              ranking: indices into document, best first; source (optional) picks the task's instructions.
+            output: --output loads with E2RankModel.from_pretrained (LoRA merged), with a model card README.md.
+            """,
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -655,57 +888,62 @@ def add_train_parser(sub: Any) -> None:
     add("--model", required=True, help="base model: hub id or local directory of an embedding model (required)")
     add("--data", required=True, help="training JSON lines, one slate per line (required)")
     add("--output", required=True, help="directory for checkpoints and the trained model (required)")
-    add("--epochs", type=float, default=d.epochs, help=f"passes over the data (default {d.epochs:g})")
+    add("--epochs", type=float, default=d.epochs, help=f"passes over the data (default: {d.epochs:g})")
     add("--max-steps", type=int, default=d.max_steps, help="stop after this many optimizer steps (default: --epochs)")
-    add("--lr", type=float, default=d.lr, help=f"peak learning rate, linear schedule (default {d.lr:g})")
+    add("--lr", type=float, default=d.lr, help=f"peak learning rate, linear schedule (default: {d.lr:g})")
     add(
         "--warmup-ratio",
         type=float,
         default=d.warmup_ratio,
-        help=f"share of steps warming up (default {d.warmup_ratio:g})",
+        help=f"share of steps warming up (default: {d.warmup_ratio:g})",
     )
-    add("--batch-size", type=int, default=d.batch_size, help=f"slates per device per step (default {d.batch_size})")
-    add("--grad-accum", type=int, default=d.grad_accum, help=f"steps per optimizer update (default {d.grad_accum})")
-    add("--temperature", type=float, default=d.temperature, help=f"InfoNCE temperature (default {d.temperature:g})")
+    add("--batch-size", type=int, default=d.batch_size, help=f"slates per device per step (default: {d.batch_size})")
+    add("--grad-accum", type=int, default=d.grad_accum, help=f"steps per optimizer update (default: {d.grad_accum})")
+    add("--temperature", type=float, default=d.temperature, help=f"InfoNCE temperature (default: {d.temperature:g})")
     add(
         "--embedding-weight",
         type=float,
         default=d.embedding_weight,
-        help=f"InfoNCE weight (default {d.embedding_weight:g})",
+        help=f"InfoNCE weight (default: {d.embedding_weight:g})",
     )
-    add("--ranknet-weight", type=float, default=d.ranknet_weight, help=f"RankNet weight (default {d.ranknet_weight:g})")
+    add(
+        "--ranknet-weight", type=float, default=d.ranknet_weight, help=f"RankNet weight (default: {d.ranknet_weight:g})"
+    )
     add(
         "--ranknet-scale",
         type=float,
         default=d.ranknet_scale,
-        help=f"cosine scale in RankNet (default {d.ranknet_scale:g})",
+        help=f"cosine scale in RankNet (default: {d.ranknet_scale:g})",
     )
     add(
         "--negatives-cross-device",
         action="store_true",
-        help="use every GPU's passages as InfoNCE negatives (default off; needs slates of one length)",
+        help="use every GPU's passages as InfoNCE negatives (default: off; needs slates of one length)",
     )
     add(
         "--num-prompt-docs",
         type=int,
         default=d.num_prompt_docs,
-        help=f"passages in a listwise prompt (default {d.num_prompt_docs})",
+        help=f"passages in a listwise prompt (default: {d.num_prompt_docs})",
     )
     add(
-        "--max-query-tokens", type=int, default=d.max_query_tokens, help=f"longest query (default {d.max_query_tokens})"
+        "--max-query-tokens",
+        type=int,
+        default=d.max_query_tokens,
+        help=f"longest query (default: {d.max_query_tokens})",
     )
-    add("--max-doc-tokens", type=int, default=d.max_doc_tokens, help=f"longest passage (default {d.max_doc_tokens})")
+    add("--max-doc-tokens", type=int, default=d.max_doc_tokens, help=f"longest passage (default: {d.max_doc_tokens})")
     add(
         "--max-prompt-tokens",
         type=int,
         default=d.max_prompt_tokens,
-        help=f"prompt token budget (default {d.max_prompt_tokens})",
+        help=f"prompt token budget (default: {d.max_prompt_tokens})",
     )
     add(
         "--prompt-format",
         choices=list(PROMPT_FORMATS),
         default=d.prompt_format,
-        help=f"listwise prompt: E2RankModel's inference one, or the authors' training one (default {d.prompt_format})",
+        help=f"listwise prompt: E2RankModel's inference one, or the authors' training one (default: {d.prompt_format})",
     )
     add(
         "--lora-r",
@@ -713,28 +951,30 @@ def add_train_parser(sub: Any) -> None:
         default=d.lora_r,
         help="train LoRA adapters of this rank, merged at the end (default: all weights)",
     )
-    add("--lora-alpha", type=int, default=d.lora_alpha, help="LoRA alpha (default 2 x --lora-r)")
-    add("--bf16", action="store_true", help="bfloat16 mixed precision (default off)")
-    add("--gradient-checkpointing", action="store_true", help="recompute activations to save memory (default off)")
+    add("--lora-alpha", type=int, default=d.lora_alpha, help="LoRA alpha (default: 2 x --lora-r)")
+    add("--bf16", action="store_true", help="bfloat16 mixed precision (default: off)")
+    add("--gradient-checkpointing", action="store_true", help="recompute activations to save memory (default: off)")
     add(
-        "--eval-data", default=d.eval_data, help="held-out JSON lines: nDCG@10 before and after training (default none)"
+        "--eval-data",
+        default=d.eval_data,
+        help="held-out JSON lines: nDCG@10 before and after training (default: none)",
     )
-    add("--resume", action="store_true", help="continue from the last checkpoint in --output (default off)")
-    add("--save-steps", type=int, default=d.save_steps, help=f"checkpoint every N steps (default {d.save_steps})")
+    add("--resume", action="store_true", help="continue from the last checkpoint in --output (default: off)")
+    add("--save-steps", type=int, default=d.save_steps, help=f"checkpoint every N steps (default: {d.save_steps})")
     add(
         "--logging-steps",
         type=int,
         default=d.logging_steps,
-        help=f"log losses every N steps (default {d.logging_steps})",
+        help=f"log losses every N steps (default: {d.logging_steps})",
     )
-    add("--seed", type=int, default=d.seed, help=f"seed of batches and data order (default {d.seed})")
+    add("--seed", type=int, default=d.seed, help=f"seed of batches and data order (default: {d.seed})")
     add(
         "--hf-arg",
         dest="hf_args",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="any transformers.TrainingArguments field, repeatable, e.g. --hf-arg deepspeed=ds.json (default none)",
+        help="any transformers.TrainingArguments field, repeatable, e.g. --hf-arg deepspeed=ds.json (default: none)",
     )
 
 

@@ -14,6 +14,9 @@
   a bug, logged and answered with 500.
 - :class:`TrainingDataError`: a training or evaluation file for ``e2rank train`` is malformed; the message names
   the file and line.
+- :class:`E2RankModelNotFoundError`: the model named could not be loaded from where it was looked for (no such
+  directory, a directory without the model's files); :class:`E2RankHubUnreachableError` when it is a hub id, the
+  Hugging Face Hub cannot be reached and no local copy exists. Both are ``OSError`` too, like transformers' own.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ __all__ = [
     "E2RankCompatibilityError",
     "E2RankConnectionError",
     "E2RankError",
+    "E2RankHubUnreachableError",
     "E2RankIndexError",
     "E2RankInputError",
+    "E2RankModelNotFoundError",
     "E2RankTimeoutError",
     "E2RankTypeError",
     "E2RankValueError",
@@ -131,3 +136,19 @@ class TrainingDataError(E2RankError, ValueError):
         super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
         self.path = path
         self.line = line
+
+
+class E2RankModelNotFoundError(E2RankError, OSError):
+    """The model named could not be found: no such directory, or a directory without the model's files.
+
+    An ``OSError`` too, as transformers' own loading errors are, so ``except OSError`` keeps working. The message
+    names what was looked for and what is missing.
+    """
+
+
+class E2RankHubUnreachableError(E2RankModelNotFoundError):
+    """A hub id that is not in the local cache, while the Hugging Face Hub cannot be reached (or is switched off).
+
+    Raised within seconds instead of after the hub client's retries; the message says how to go on without the hub
+    (a local directory, ``"tiny-random"``, or :func:`~e2rank_integrations.checkpoints.make_random_checkpoint`).
+    """

@@ -37,9 +37,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from ._optional import install_hint, require
-from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
 from .context import pack_context
 from .errors import E2RankError
+from .loading import looks_like_path
 from .prompts import check_query, check_texts
 from .scoring import check_positive_int
 
@@ -127,8 +127,8 @@ class MCPSettings:
                 "chromadb.PersistentClient wrote; for a new, empty database create the directory and add --writable"
             )
         model = self.model
-        if model is not None and model.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(model)):
-            raise ValueError(f"--model {model}: no such directory")
+        if model is not None and looks_like_path(model) and not os.path.isdir(os.path.expanduser(model)):
+            raise ValueError(f"--model {model}: no such directory")  # at start-up, not at the first tool call
 
     def check_installed(self) -> None:
         """Raise ``ImportError`` naming the extra to install for what these settings need (nothing is imported)."""
@@ -303,9 +303,8 @@ class E2RankTools:
         stored_config = stored.get("config") if stored and stored.get("name") == "e2rank" else None
         local = {"device": settings.device, "cache": settings.cache}
         if settings.model is not None:
-            model = str(tiny_random_checkpoint()) if settings.model == TINY_RANDOM else settings.model
-            logger.info("loading %s", model)
-            function = E2RankEmbeddingFunction(model_name_or_path=model, **local)
+            logger.info("loading %s", settings.model)
+            function = E2RankEmbeddingFunction(model_name_or_path=settings.model, **local)
         elif settings.server_url is not None:
             function = E2RankEmbeddingFunction(server_url=settings.server_url, api_key_env=settings.api_key_env)
         elif stored_config is not None:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import numpy as np
 import numpy.typing as npt
 
-from ._optional import require
+from ._optional import check_installed, require
 from .cache import CacheSpec, EmbeddingCache, cache_key, make_cache
 from .errors import E2RankValueError
+from .loading import default_device, resolve_model
 from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fair_caps
 from .registry import shared_model
 from .scoring import as_embeddings, check_positive_int, check_top_n, listwise_rank
@@ -170,7 +171,9 @@ class E2RankModel:
         """Load a checkpoint (hub id or local directory) through ``AutoTokenizer``/``AutoModel``.
 
         Args:
-            name_or_path: A hub id such as ``"Alibaba-NLP/E2Rank-0.6B"`` or a local directory.
+            name_or_path: A hub id such as ``"Alibaba-NLP/E2Rank-0.6B"``, a local directory, or ``"tiny-random"``
+                (a generated random-weight checkpoint). See :mod:`e2rank_integrations.loading` for how a name is
+                told from a path, and what happens offline.
             device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``...; default ``cuda`` when available, else ``cpu``.
             dtype: ``"bfloat16"``, ``"float16"`` or ``"float32"``; default bfloat16 on GPU, float32 on CPU.
             max_length: Longest input in tokens; longer texts are cut, keeping ``<|endoftext|>`` last.
@@ -184,21 +187,30 @@ class E2RankModel:
             show_progress: Progress bar on long jobs; default on when stderr is a terminal.
             **hf_kwargs: Passed to ``from_pretrained`` (``revision``, ``token``, ``cache_dir``, ``local_files_only``,
                 ``trust_remote_code`` also reach the tokenizer).
+
+        Raises:
+            E2RankModelNotFoundError: A path that does not exist or lacks the model's files (the message says which).
+            E2RankHubUnreachableError: A hub id, not in the local cache, while the hub cannot be reached.
+            ImportError: The ``model`` extra is not installed.
         """
+        for module in ("torch", "transformers"):
+            check_installed(module, extra="model")
+        # Before torch is imported (seconds): a name that cannot be loaded fails at once.
+        source, hf_kwargs = resolve_model(name_or_path, hf_kwargs)  # the same rules for every entry point
         torch = require("torch", extra="model")
         transformers = require("transformers", extra="model")
-        torch_device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch_device = torch.device(default_device(device))
         torch_dtype = _resolve_dtype(torch, dtype, torch_device)
         if quantize not in (None, "int8"):
             raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
         if quantize and torch_device.type != "cpu":
             raise ValueError("quantize='int8' is for CPU inference; on a GPU use dtype='bfloat16'")
         tokenizer_kwargs = {k: hf_kwargs[k] for k in _SHARED_HF_KWARGS if k in hf_kwargs}
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name_or_path, **tokenizer_kwargs)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **tokenizer_kwargs)
         # transformers renamed `torch_dtype` to `dtype` in 4.56 and warns about the old name since.
         dtype_kwarg = "dtype" if _version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
         hf_kwargs.setdefault("attn_implementation", "sdpa")
-        model = transformers.AutoModel.from_pretrained(name_or_path, **{dtype_kwarg: torch_dtype}, **hf_kwargs)
+        model = transformers.AutoModel.from_pretrained(source, **{dtype_kwarg: torch_dtype}, **hf_kwargs)
         model.to(torch_device).eval()
         instance = cls(
             model,

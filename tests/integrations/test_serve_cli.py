@@ -153,3 +153,20 @@ def test_serving_beyond_loopback_without_a_key_warns(tiny_path):
     finally:
         process.terminate()
         process.wait(120)
+
+
+def test_serve_logs_loading_and_ready(tiny_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start("--model", str(tiny_path), "--port", str(port))
+    try:
+        wait_until(lambda: _health(url) == 200, "e2rank serve never became ready")
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+    lines = out.splitlines()
+    from e2rank_integrations.loading import default_device
+
+    loading = next(i for i, line in enumerate(lines) if f"loading {tiny_path} on {default_device()}" in line)
+    ready = next(i for i, line in enumerate(lines) if f"ready at {url}" in line)
+    assert loading < ready

@@ -16,15 +16,6 @@ from helpers import run_python
 E2RANK = str(Path(sys.executable).parent / "e2rank")
 
 
-@pytest.fixture
-def tiny_cache_dir(tmp_path, tiny_path):
-    """A cache directory that already holds the tiny-random checkpoint (so nothing is generated)."""
-    from e2rank_integrations.checkpoints import _FORMAT_VERSION
-
-    (tmp_path / f"{TINY_RANDOM}-v{_FORMAT_VERSION}").symlink_to(tiny_path)
-    return tmp_path
-
-
 def offline_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "E2RANK_MODEL"}
     env.update(HF_HUB_OFFLINE="1", **extra)

@@ -143,8 +143,8 @@ def test_every_train_option_says_its_default():
         if action.dest == "help":
             continue
         assert action.help and ("default" in action.help or "required" in action.help), action.dest
-    assert "pip install 'e2rank-integrations[train]'" in train.description
-    assert "e2rank train --model" in train.description
+    assert "pip install 'e2rank-integrations[train]'" in train.format_help()
+    assert "e2rank train --model" in train.format_help()
 
 
 def test_cli_options_map_to_the_config():

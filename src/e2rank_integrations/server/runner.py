@@ -111,6 +111,7 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.state = state
         self._drain_deadline: float | None = None
+        self._announced = False  # "ready at URL" logged
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM and self._drain_deadline is None:
@@ -120,6 +121,9 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)  # SIGINT, or a second SIGTERM: uvicorn's own shutdown
 
     async def on_tick(self, counter: int) -> bool:
+        if self.state.status == "ok" and not self._announced:
+            self._announced = True
+            logger.info("ready at %s", self.url())
         drained = self.state.finished or (self._drain_deadline is not None and time.monotonic() > self._drain_deadline)
         return drained or await super().on_tick(counter)
 
@@ -127,6 +131,15 @@ class DrainingServer(uvicorn.Server):
         # Before uvicorn closes the connections: what is still in flight is answered 503 now, not cut off.
         self.state.abort_in_flight()
         await super().shutdown(sockets)
+
+    def url(self) -> str:
+        """Where the server listens (the port the system chose, for ``--port 0``)."""
+        host, port = self.config.host, self.config.port
+        for server in self.servers:
+            for sock in server.sockets:
+                port = sock.getsockname()[1]
+                break
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(

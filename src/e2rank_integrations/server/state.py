@@ -59,8 +59,11 @@ class ServerState:
         return self._model.embed_formatted(texts)
 
     async def start(self) -> None:
-        """Start the batcher, then load (if needed) and warm the model in the background."""
+        """Start the batcher, then load (if needed) and warm the model: in the background when it must be loaded."""
         self.batcher.start()
+        if hasattr(self._source, "embed_formatted"):  # a model already loaded: ready once startup ends, no 503 race
+            await self._load()
+            return
         self._loader = asyncio.get_running_loop().create_task(self._load(), name="e2rank-load")
 
     async def _load(self) -> None:

@@ -4,7 +4,7 @@ Needs the ``train`` extra (``pip install 'e2rank-integrations[train]'``). Import
 its names are loaded on first use, so ``e2rank --help`` works without torch.
 
 Example:
-    >>> from e2rank_integrations.training import TrainConfig, train
+    >>> from e2rank_integrations.training import TrainConfig, train  # doctest: +SKIP
     >>> result = train(TrainConfig(model="Alibaba-NLP/E2Rank-0.6B", data="train.jsonl", output="out"))  # doctest: +SKIP
     >>> result.model.rerank("a query", ["a passage", "another"])  # doctest: +SKIP
 """
