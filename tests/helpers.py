@@ -30,6 +30,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM ``process`` and wait for it; SIGKILL it if it has not exited within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class AsyncModel:
     """An AsyncBackend over a real E2RankModel: the shape of AsyncE2RankClient, for the adapters' async paths.
 

@@ -15,7 +15,7 @@ import uvicorn
 from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 
-from helpers import free_port
+from helpers import free_port, stop
 
 
 @dataclass
@@ -101,9 +101,4 @@ def chroma_server(path: Any) -> Iterator[tuple[str, int]]:
         wait_until(up, "the Chroma server did not start")
         yield "127.0.0.1", port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

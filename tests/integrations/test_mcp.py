@@ -30,7 +30,7 @@ from e2rank_integrations.chroma import E2RankEmbeddingFunction  # noqa: E402
 from e2rank_integrations.cli import build_parser  # noqa: E402
 from e2rank_integrations.corpus import builtin_corpus  # noqa: E402
 from e2rank_integrations.mcp import E2RankTools, MCPSettings, create_server  # noqa: E402
-from helpers import free_port, run_python  # noqa: E402
+from helpers import free_port, run_python, stop  # noqa: E402
 
 from .serving import wait_until  # noqa: E402
 
@@ -112,12 +112,7 @@ def http_server(corpus_dir, tmp_path_factory):
         asyncio.run(ready())
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from e2rank_integrations import E2RankClient, E2RankCompatibilityError, E2RankModel
 from e2rank_integrations.checkpoints import add_sentence_transformers_modules, make_random_checkpoint
+from helpers import free_port, stop
 
 REQUIRED = os.environ.get("E2RANK_REQUIRE_INFINITY") == "1"
 INFINITY = shutil.which("infinity_emb", path=str(Path(sys.executable).parent))
@@ -51,9 +51,7 @@ def model(checkpoint):
 @pytest.fixture(scope="module")
 def infinity(checkpoint, tmp_path_factory):
     """``infinity_emb v2`` on a free loopback port, stopped at the end; yields its base URL (``.../v1``)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [INFINITY, "v2", "--model-id", str(checkpoint), "--served-model-name", "e2rank", "--engine", "torch"]
     command += ["--device", "cpu", "--dtype", "float32", "--no-bettertransformer", "--no-compile"]
     command += ["--no-vector-disk-cache", "--no-model-warmup", "--url-prefix", "/v1"]
@@ -70,12 +68,7 @@ def infinity(checkpoint, tmp_path_factory):
             time.sleep(0.5)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _ready(url):

@@ -213,6 +213,7 @@ def evaluate_slates(model: E2RankModel, slates: Sequence[Slate], *, num_prompt_d
 def training_arguments(config: TrainConfig) -> Any:
     """The ``transformers.TrainingArguments`` for a config (``hf_args`` applied last)."""
     fields = transformers.TrainingArguments.__dataclass_fields__
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     values: dict[str, Any] = {
         "output_dir": config.output,
         "num_train_epochs": config.epochs,
@@ -222,8 +223,9 @@ def training_arguments(config: TrainConfig) -> Any:
         "per_device_train_batch_size": 1,  # an item of SlateBatches is a whole batch of config.batch_size slates
         "gradient_accumulation_steps": config.grad_accum,
         "bf16": config.bf16,
-        "gradient_checkpointing": config.gradient_checkpointing,
-        "gradient_checkpointing_kwargs": {"use_reentrant": False},  # three forward passes share one backward
+        # transformers 5.x renamed gradient_checkpointing to activation_checkpointing (the old name warns)
+        checkpointing: config.gradient_checkpointing,
+        f"{checkpointing}_kwargs": {"use_reentrant": False},  # three forward passes share one backward
         "logging_steps": config.logging_steps,
         "save_strategy": "steps",
         "save_steps": config.save_steps,
