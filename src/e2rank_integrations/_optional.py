@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -24,11 +24,41 @@ EXTRAS = (
 )
 
 
-def install_hint(extra: str) -> str:
-    """The pip command that installs an extra of this package."""
-    if extra not in EXTRAS:
-        raise ValueError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}")
-    return f"pip install 'e2rank-integrations[{extra}]'"
+# The modules that tell whether an extra is installed (its heavy or defining ones, looked up without importing).
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "model": ("torch", "transformers"),
+    "chroma": ("chromadb",),
+    "server": ("fastapi", "uvicorn", "prometheus_client"),
+    "client": ("httpx",),
+    "eval": ("pytrec_eval",),
+    "parquet": ("pyarrow",),
+    "ray": ("ray", "pyarrow"),
+    "mcp": ("mcp",),
+    "train": ("torch", "transformers", "accelerate", "peft"),
+}
+
+
+def install_hint(*extras: str) -> str:
+    """The pip command that installs extras of this package: ``pip install 'e2rank-integrations[model,server]'``."""
+    for extra in extras:
+        if extra not in EXTRAS:
+            raise ValueError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}")
+    return f"pip install 'e2rank-integrations[{','.join(extras)}]'"
+
+
+def check_extras(extras: Sequence[str], needed_by: str) -> None:
+    """Raise an ImportError naming every extra in ``extras`` if a module of any is missing (nothing is imported).
+
+    One hint for all of them, so that installing what it says is enough: a hint naming only the first missing
+    extra sends the user back for the next one.
+    """
+    missing = list(dict.fromkeys(m for e in extras for m in EXTRA_MODULES[e] if importlib.util.find_spec(m) is None))
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise ImportError(
+            f"{', '.join(map(repr, missing))} {verb} needed by {needed_by} but not installed. "
+            f"Install with: {install_hint(*extras)}"
+        )
 
 
 def require(module: str, extra: str) -> ModuleType:

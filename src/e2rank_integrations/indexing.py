@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._optional import require
+from ._optional import check_extras, require
 from .errors import E2RankIndexError
 from .model import DEFAULT_MODEL
 from .prompts import titled
@@ -850,6 +850,16 @@ class IndexSettings:
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), f"`{name}`")
 
+    def check_installed(self) -> None:
+        """Raise ``ImportError`` naming every extra this job needs, if one is missing (nothing is imported)."""
+        extras = ["client"] if self.server_urls else ["ray"] if self.ray else ["model"]
+        if self.collection is not None:
+            extras.append("chroma")
+        parquet_input = any(f.name.endswith(_PARQUET_SUFFIXES) for f in input_files(self.input))
+        if not self.ray and (self.output is not None or parquet_input):  # ray brings pyarrow
+            extras.append("parquet")
+        check_extras(extras, "this indexing job")
+
     @property
     def fields(self) -> InputFields:
         """Which input fields hold what."""
@@ -863,7 +873,7 @@ def run_index(settings: IndexSettings, load_model: Callable[..., Any] | None = N
     ``KeyboardInterrupt`` goes through, after the servers' clients are closed: what was written is complete.
     """
     s = settings
-    input_files(s.input)  # a missing input fails before anything loads
+    s.check_installed()  # a missing input or extra fails before anything loads
     model_kwargs: dict[str, Any] = {"device": s.device, "dtype": s.dtype, "show_progress": False}
     # No cache file: no cache at all (each text is embedded once; an in-memory LRU would only cost hashing).
     model_kwargs["cache"] = s.cache if s.cache else False

@@ -7,11 +7,10 @@ parameters (in backticks); the command line shows each as its flag.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 
-from ._optional import install_hint
+from ._optional import check_extras
 from .errors import E2RankValueError
 from .loading import looks_like_path
 from .scoring import check_positive_int
@@ -155,9 +154,5 @@ class MCPSettings:
             raise E2RankValueError(f"`model` {model}: no such directory")  # at start-up, not at the first tool call
 
     def check_installed(self) -> None:
-        """Raise ``ImportError`` naming the extra to install for what these settings need (nothing is imported)."""
-        needed = [("chromadb", "chroma")]
-        needed.append(("httpx", "client") if self.server_url is not None else ("transformers", "model"))
-        for module, extra in needed:
-            if importlib.util.find_spec(module) is None:
-                raise ImportError(f"{module!r} is needed by `e2rank mcp` here. Install it with: {install_hint(extra)}")
+        """Raise ``ImportError`` naming every extra these settings need, if one is missing (nothing is imported)."""
+        check_extras(["mcp", "chroma", "client" if self.server_url is not None else "model"], "`e2rank mcp`")

@@ -367,7 +367,7 @@ def test_a_missing_extra_is_named_before_serving(tmp_path):
         """
     )
     assert result.returncode == 1 and result.stdout == ""
-    assert "pip install 'e2rank-integrations[chroma]'" in result.stderr
+    assert "pip install 'e2rank-integrations[mcp,chroma,model]'" in result.stderr
 
 
 def test_parser_defaults_are_the_documented_ones():

@@ -74,7 +74,7 @@ def test_demo_without_chromadb_names_the_extra(tiny_path):
     )
     result = run_python(code)
     assert result.returncode == 1
-    assert "pip install 'e2rank-integrations[chroma]'" in result.stderr and "Traceback" not in result.stderr
+    assert "pip install 'e2rank-integrations[model,chroma]'" in result.stderr and "Traceback" not in result.stderr
     assert "model:" not in result.stdout  # it failed before loading a model
 
 

@@ -10,7 +10,7 @@ import tempfile
 import time
 from typing import Any, TextIO
 
-from .._optional import require
+from .._optional import check_extras, require
 from ..checkpoints import TINY_RANDOM
 from ..corpus import builtin_corpus
 from ..errors import E2RankHubUnreachableError
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("top_k", "show"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
-    chromadb = require("chromadb", extra="chroma")  # before loading a model: a missing extra fails at once
+    check_extras(["model", "chroma"], "`e2rank demo`")  # before loading a model: a missing extra fails at once
+    chromadb = require("chromadb", extra="chroma")
     from ..chroma import E2RankEmbeddingFunction, rerank_query_result
 
     name, model = load_demo_model(args.model, out, device=args.device, cache=args.cache)

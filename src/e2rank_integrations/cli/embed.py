@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from .._optional import check_extras
 from ._common import command, default_model, epilog, load_model, model_options
 from ._lines import read_records, text_of
 
@@ -27,6 +28,7 @@ def add_parser(sub: Any) -> None:
             input (stdin), one text per line, either of:
               Paris is the capital of France.
               {"text": "Paris is the capital of France."}      (other keys are ignored)
+              (a line that opens with { must be valid JSON: all lines are checked before the model loads)
             output (stdout), one line per input line, in order:
               {"embedding": [0.0123, -0.0456, ...]}              (L2-normalised float32)
               {"embedding": [...], "text": "Paris is..."}        (with --with-text)
@@ -49,7 +51,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Embed each input line; print one JSON line ``{"embedding": [...]}`` per input (``text`` too if asked)."""
-    texts = [text_of(r, f"line {i + 1}") for i, r in enumerate(read_records(sys.stdin))]
+    check_extras(["model"], "`e2rank embed`")
+    texts = [text_of(record, number) for number, record in read_records(sys.stdin)]  # all checked before loading
     model = load_model(args.model, device=args.device, cache=args.cache)
     if args.kind == "query":
         vectors = model.embed_queries(texts, instruction=args.instruction)

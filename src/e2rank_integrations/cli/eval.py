@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from .._optional import check_extras
 from ._common import CLIError, command, default_model, epilog, load_model, model_options
 from .rerank import add_prompt_options
 
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     """Rerank a first-stage run on BEIR-format data and print nDCG@10, MRR@10 and Recall@100 before and after."""
     from .. import evaluation
 
+    check_extras(["model", "eval"], "`e2rank eval`")  # pytrec_eval scores at the end: check it before reranking
     if (args.run is None) == (not args.retrieve):
         raise CLIError("give exactly one first stage: --run FILE.trec or --retrieve")
     if args.top_k < 1:

@@ -106,6 +106,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve search and rerank as MCP tools until the host disconnects (the logic is in ``mcp.py``)."""
     settings = MCPSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(MCPSettings)})
+    settings.check_installed()  # before `mcp.py`, which needs the mcp extra to import, names one extra only
     from .. import mcp
 
     return mcp.run(settings, args.transport, host=args.host, port=args.port)

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from .._optional import check_extras
+from ..prompts import check_query, check_texts
 from ._common import CLIError, command, default_model, epilog, load_model, model_options
 from ._lines import read_records, text_of
 
@@ -65,17 +67,28 @@ def run(args: argparse.Namespace) -> int:
     With ``--query``, the input lines are the candidates: one output line per result, best first. Without it,
     each input line is ``{"query": ..., "documents": [...]}``: one output line of results per input line.
     """
-    records = list(read_records(sys.stdin))
+    check_extras(["model"], "`e2rank rerank`")
+    records = read_records(sys.stdin)  # all of it checked before the model loads (seconds)
+    if args.query is not None:
+        jobs = [(check_query(args.query), [text_of(record, number) for number, record in records])]
+    else:
+        jobs = [_job(number, record) for number, record in records]
     model = load_model(args.model, device=args.device, cache=args.cache)
     options = {"top_n": args.top_n, "num_prompt_docs": args.num_prompt_docs, "instruction": args.instruction}
-    if args.query is not None:
-        docs = [text_of(r, f"line {i + 1}") for i, r in enumerate(records)]
-        for result in model.rerank(args.query, docs, **options):
-            print(json.dumps({"index": result.index, "score": result.score, "text": docs[result.index]}))
-        return 0
-    for i, record in enumerate(records):
-        if not (isinstance(record, dict) and isinstance(record.get("query"), str) and "documents" in record):
-            raise CLIError(f'line {i + 1}: expected {{"query": ..., "documents": [...]}} (or pass --query)')
-        results = model.rerank(record["query"], record["documents"], **options)
-        print(json.dumps({"results": [{"index": r.index, "score": r.score} for r in results]}))
+    for query, documents in jobs:
+        results = model.rerank(query, documents, **options)
+        if args.query is not None:  # one line per result
+            for r in results:
+                print(json.dumps({"index": r.index, "score": r.score, "text": documents[r.index]}))
+        else:  # one line per input line
+            print(json.dumps({"results": [{"index": r.index, "score": r.score} for r in results]}))
     return 0
+
+
+def _job(number: int, record: Any) -> tuple[str, list[str]]:
+    """The query and documents of one input line, checked."""
+    if not (isinstance(record, dict) and isinstance(record.get("query"), str) and "documents" in record):
+        raise CLIError(f'line {number}: expected {{"query": ..., "documents": [...]}} (or pass --query)')
+    return check_query(record["query"], f"line {number}: query"), check_texts(
+        record["documents"], f"line {number}: documents"
+    )

@@ -8,6 +8,7 @@ import logging
 import os
 from typing import Any
 
+from .._optional import check_extras
 from ..settings import ServerSettings
 from ._common import CLIError, command, default_model, defaults, epilog, load_model, model_options
 
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve the model over HTTP until SIGINT, or SIGTERM and a drain; the port opens while the model loads."""
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerSettings) if hasattr(args, f.name)}
     settings = ServerSettings(**{**options, "api_key": _api_key(args.api_key)})
+    check_extras(["model", "server"], "`e2rank serve`")  # the model loads after the port opens: check it first
     from ..loading import default_device
     from ..server.runner import serve
 

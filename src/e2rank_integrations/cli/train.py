@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
+from .._optional import check_extras
 from ..training.config import PROMPT_FORMATS, TrainConfig
 from ._common import epilog
 
@@ -134,6 +135,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fine-tune (see :func:`e2rank_integrations.training.train`); bad settings or data end in one line."""
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    check_extras(["train"], "`e2rank train`")
     from ..training import train  # needs the `train` extra
 
     train(config)
