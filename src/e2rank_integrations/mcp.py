@@ -40,7 +40,7 @@ from ._optional import install_hint, require
 from .context import pack_context
 from .errors import E2RankError
 from .loading import looks_like_path
-from .prompts import check_query, check_texts
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query, check_texts
 from .scoring import check_positive_int
 
 require("mcp", extra="mcp")
@@ -83,12 +83,18 @@ class MCPSettings:
         server_url: Instead of ``model``: the URL of an ``e2rank serve`` server (the ``client`` extra).
         api_key_env: The environment variable holding that server's API key.
         device: Where a local model runs (``cuda``, ``cpu``...; default cuda when available).
+        dtype: A local model's dtype (``bfloat16``, ``float16``, ``float32``; default bfloat16 on GPU, float32 on CPU).
+        quantize: ``int8``: a local model's linear layers in dynamic int8 on CPU (faster, slightly less exact).
         cache: A SQLite file to keep embeddings in across runs.
         writable: Whether ``add_documents`` may add to the collection (default read-only).
         default_k: Candidates ``search`` retrieves when the caller gives no ``k``.
         default_top_n: Results ``search`` returns when the caller gives no ``top_n`` (also ``rerank``'s default).
         max_top_n: The most results one call may ask for.
         max_tokens: The token budget of ``search``'s packed context.
+        num_prompt_docs: Leading candidates in the listwise prompt of ``search`` and ``rerank``; default the agent
+            setting (``prompts.AGENT_NUM_PROMPT_DOCS``), smaller than the paper's 20 so that a CPU call takes seconds.
+        max_prompt_tokens: Token budget of that prompt (``None``: the model's ``max_length``); default the agent
+            setting (``prompts.AGENT_MAX_PROMPT_TOKENS``).
     """
 
     chroma_dir: str | None = None
@@ -105,6 +111,10 @@ class MCPSettings:
     default_top_n: int = 5
     max_top_n: int = 50
     max_tokens: int = 4000
+    dtype: str | None = None
+    quantize: str | None = None
+    num_prompt_docs: int = AGENT_NUM_PROMPT_DOCS
+    max_prompt_tokens: int | None = AGENT_MAX_PROMPT_TOKENS
 
     def __post_init__(self) -> None:
         if (self.chroma_dir is None) == (self.chroma_host is None):
@@ -113,7 +123,14 @@ class MCPSettings:
             raise ValueError("give --model (a local model) or --server-url (an `e2rank serve` server), not both")
         if self.api_key_env is not None and self.server_url is None:
             raise ValueError("--api-key-env names the API key of a server: give it with --server-url")
-        for name in ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens"):
+        if self.server_url is not None and (self.dtype is not None or self.quantize is not None):
+            raise ValueError("--dtype and --quantize load a local model: the server at --server-url has its own")
+        if self.quantize not in (None, "int8"):
+            raise ValueError(f"--quantize must be int8 (or left out), got {self.quantize!r}")
+        if self.dtype not in (None, "bfloat16", "float16", "float32"):
+            raise ValueError(f"--dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+        positive = ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens", "num_prompt_docs")
+        for name in (*positive, *(("max_prompt_tokens",) if self.max_prompt_tokens is not None else ())):
             try:
                 check_positive_int(getattr(self, name), name)
             except (TypeError, ValueError) as exc:
@@ -302,6 +319,7 @@ class E2RankTools:
         stored = collection.configuration_json.get("embedding_function") if collection is not None else None
         stored_config = stored.get("config") if stored and stored.get("name") == "e2rank" else None
         local = {"device": settings.device, "cache": settings.cache}
+        local.update({k: v for k, v in (("dtype", settings.dtype), ("quantize", settings.quantize)) if v is not None})
         if settings.model is not None:
             logger.info("loading %s", settings.model)
             function = E2RankEmbeddingFunction(model_name_or_path=settings.model, **local)
@@ -348,7 +366,12 @@ class E2RankTools:
         from .chroma import E2RankChromaRetriever
 
         self._retriever = E2RankChromaRetriever(
-            collection, ready.function.backend, k=self.settings.default_k, top_n=self.settings.default_top_n
+            collection,
+            ready.function.backend,
+            k=self.settings.default_k,
+            top_n=self.settings.default_top_n,
+            num_prompt_docs=self.settings.num_prompt_docs,
+            max_prompt_tokens=self.settings.max_prompt_tokens,
         )
         self._collection = collection
 
@@ -464,7 +487,13 @@ class E2RankTools:
             documents = check_texts(documents, "documents")
             if not documents:
                 raise ValueError("documents is empty: send the passages to rerank, as a list of strings")
-            ranked = ready.function.backend.rerank(query, documents, top_n=top_n)
+            ranked = ready.function.backend.rerank(
+                query,
+                documents,
+                top_n=top_n,
+                num_prompt_docs=self.settings.num_prompt_docs,
+                max_prompt_tokens=self.settings.max_prompt_tokens,
+            )
         return RerankResult(results=[RerankHit(index=r.index, score=r.score, text=documents[r.index]) for r in ranked])
 
     def add_documents(
