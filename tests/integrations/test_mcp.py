@@ -349,11 +349,11 @@ async def test_the_prompt_levers_and_the_model_options_reach_the_model(corpus_di
 @pytest.mark.parametrize(
     ("options", "says"),
     [
-        ({"quantize": "int4"}, "--quantize must be int8"),
-        ({"dtype": "float64"}, "--dtype must be bfloat16, float16 or float32"),
-        ({"server_url": "http://127.0.0.1:9", "quantize": "int8"}, "--dtype and --quantize load a local model"),
-        ({"max_prompt_tokens": 0}, "--max-prompt-tokens must be a positive integer"),
-        ({"num_prompt_docs": 0}, "--num-prompt-docs must be a positive integer"),
+        ({"quantize": "int4"}, "`quantize` must be int8"),
+        ({"dtype": "float64"}, "`dtype` must be bfloat16, float16 or float32"),
+        ({"server_url": "http://127.0.0.1:9", "quantize": "int8"}, "`dtype` and `quantize` load a local model"),
+        ({"max_prompt_tokens": 0}, "`max_prompt_tokens` must be a positive integer"),
+        ({"num_prompt_docs": 0}, "`num_prompt_docs` must be a positive integer"),
     ],
 )
 def test_bad_levers_are_refused(corpus_dir, options, says):
@@ -383,6 +383,8 @@ def test_missing_chroma_dir_exits_with_a_clear_message(tmp_path):
         (["--chroma-dir", ".", "--api-key-env", "KEY"], "--api-key-env names the API key of a server"),
         (["--chroma-dir", ".", "--default-top-n", "9", "--max-top-n", "4"], "--default-top-n (9) is over"),
         (["--chroma-dir", ".", "--max-tokens", "0"], "--max-tokens must be a positive integer"),
+        (["--chroma-dir", ".", "--max-prompt-tokens", "-1"], "--max-prompt-tokens must be a positive integer"),
+        (["--chroma-dir", ".", "--quantize", "int4"], "--quantize must be int8"),
         (["--chroma-dir", ".", "--model", "./no/such/model"], "--model ./no/such/model: no such directory"),
     ],
 )
