@@ -425,8 +425,8 @@ class E2RankRetriever(BaseRetriever):
         store = self.vectorstore
         if not (self.use_stored_embeddings and store is not None and isinstance(store.embeddings, E2RankEmbeddings)):
             return None
-        ids = [doc.id for doc in documents]
-        if not ids or None in ids:
+        ids = [doc.id for doc in documents if doc.id is not None]
+        if not ids or len(ids) < len(documents):  # a Document without an id cannot be looked up
             return None
         chroma = sys.modules.get("langchain_chroma")  # not imported: the store cannot be one of its
         if isinstance(store, InMemoryVectorStore):

@@ -427,7 +427,7 @@ def test_agent_calls_the_tool_and_gets_cited_context(retriever):
     agent = agents.create_agent(script({"query": QUERY}), [tool], system_prompt="Answer from the search results.")
     messages = agent.invoke({"messages": [("user", "What is document seven about?")]})["messages"]
     (result,) = [m for m in messages if isinstance(m, ToolMessage)]
-    docs = retriever.invoke(QUERY)
+    docs = as_agent(retriever).invoke(QUERY)
     assert result.name == "search" and result.status == "success"
     assert result.content.startswith(f"[1] ({docs[0].metadata['source']}) {docs[0].page_content}")
     assert "[2] (" in result.content
@@ -444,7 +444,7 @@ async def test_agent_async_loop_recovers_from_a_bad_call(retriever):
     ]
     bad, good = [m for m in messages if isinstance(m, ToolMessage)]
     assert bad.status == "error" and "less than or equal to 5" in bad.content
-    assert good.status == "success" and good.artifact == retriever.invoke(QUERY, top_n=3)
+    assert good.status == "success" and good.artifact == as_agent(retriever).invoke(QUERY, top_n=3)
 
 
 @pytest.mark.filterwarnings("ignore:This API is in beta")  # LangChain marks Runnable.as_tool as beta
