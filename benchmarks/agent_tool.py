@@ -96,14 +96,16 @@ def linear_flops(quantize: str | None, rows: int = 512, seconds: float = 1.0) ->
 def levers_table(result: dict[str, Any]) -> str:
     """The rows of a ``--levers`` result as the Markdown table of the README and docs/agents.md."""
     lines = [
-        "| dtype | prompt docs | prompt cap | tokens embedded | s per call | CPU s / thread | compute bound | load |",
+        "| dtype | prompt docs | prompt cap | tokens embedded | s per call (best) | CPU s / thread | compute bound "
+        "| load |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         cap = row["max_prompt_tokens"] or "none"
         lines.append(
             f"| {row['dtype']} | {row['num_prompt_docs']} | {cap} | {row['tokens_embedded']:.0f} | "
-            f"{row['median_s']:.1f} | {row['cpu_s_per_thread']:.1f} | {row['compute_bound_s']:.1f} s "
+            f"{row['median_s']:.1f} ({min(row['runs_s']):.1f}) | {row['cpu_s_per_thread']:.1f} | "
+            f"{row['compute_bound_s']:.1f} s "
             f"({row['probe_gflops']:.0f} GFLOP/s; {row['vs_bound']:.1f}x) | {row['load_average'][0]:.1f} |"
         )
     return "\n".join(lines)
