@@ -198,12 +198,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=None, help="layers of the 28 (default 4; 28 with --levers)")
     parser.add_argument("--passages", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3 after a warm-up; 1)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed calls (default 3 after a warm-up; 2: --levers)")
     parser.add_argument("--levers", action="store_true", help="the dtype x prompt-size table on the full shape")
     parser.add_argument("--out", default=None, help="default results/agent_tool.json (agent_tool_levers.json)")
     args = parser.parse_args()
     if args.levers:
-        args.layers, args.rounds = args.layers or 28, args.rounds or 1
+        args.layers, args.rounds = args.layers or 28, args.rounds or 2
         levers(args)
         return
     args.layers, args.rounds = args.layers or 4, args.rounds or 3
