@@ -18,19 +18,28 @@ minutes). Rounds are interleaved in one process, each call with a query of its o
 
     python benchmarks/agent_tool.py              # 4 of the 28 layers, 3 rounds; writes results/agent_tool.json
     python benchmarks/agent_tool.py --layers 28  # the full depth
+
+``--levers`` measures the E2Rank tool alone on the full shape (all 28 layers) over passages of about 100 tokens:
+seconds per call and tokens embedded for float32 and int8 x 20/10/5 prompt documents x no cap or a
+``max_prompt_tokens`` cap, and beside each the compute-bound time, 2 x dense parameters x tokens / the FLOP/s a
+matmul probe of the model's MLP shape reaches in the same run (attention's own FLOPs left out). The load average
+is recorded beside each row: on a shared machine the numbers are pessimistic.
+
+    python benchmarks/agent_tool.py --levers     # writes results/agent_tool_levers.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from datetime import date
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, cache_random_vectors, checkpoint, machine, passages, peak_rss_mb
+from _common import RESULTS, cache_random_vectors, checkpoint, flops_per_token, machine, passages, peak_rss_mb
 from langchain_core.documents import Document
 from langchain_core.tools import StructuredTool
 from langchain_core.vectorstores import InMemoryVectorStore
@@ -42,6 +51,7 @@ from e2rank_integrations.context import pack_context
 from e2rank_integrations.langchain import E2RankEmbeddings, E2RankRetriever, create_e2rank_tool
 
 K, TOP_N, MAX_TOKENS = 50, 5, 1500
+PROMPT_DOCS, CAPS = (20, 10, 5), (None, 512)
 
 
 def pointwise_tool(store: InMemoryVectorStore, model: E2RankModel) -> StructuredTool:
@@ -66,13 +76,138 @@ def pointwise_tool(store: InMemoryVectorStore, model: E2RankModel) -> Structured
     )
 
 
+def linear_flops(quantize: str | None, rows: int = 512, seconds: float = 1.0) -> float:
+    """FLOP/s of the model's widest dense shape (``rows`` tokens x 1024 -> 3072), as float32 or dynamic int8."""
+    import torch
+
+    layer = torch.nn.Linear(1024, 3072, bias=False)
+    if quantize == "int8":
+        layer = torch.ao.quantization.quantize_dynamic(layer, {torch.nn.Linear}, dtype=torch.qint8)
+    x = torch.randn(rows, 1024)
+    with torch.inference_mode():
+        layer(x)
+        runs, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            layer(x)
+            runs += 1
+    return 2 * rows * 1024 * 3072 * runs / (time.perf_counter() - start)
+
+
+def levers_table(result: dict[str, Any]) -> str:
+    """The rows of a ``--levers`` result as the Markdown table of the README and docs/agents.md."""
+    lines = [
+        "| dtype | prompt docs | prompt cap | tokens embedded | s per call (best) | CPU s / thread | compute bound "
+        "| load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["rows"]:
+        cap = row["max_prompt_tokens"] or "none"
+        lines.append(
+            f"| {row['dtype']} | {row['num_prompt_docs']} | {cap} | {row['tokens_embedded']:.0f} | "
+            f"{row['median_s']:.1f} ({min(row['runs_s']):.1f}) | {row['cpu_s_per_thread']:.1f} | "
+            f"{row['compute_bound_s']:.1f} s "
+            f"({row['probe_gflops']:.0f} GFLOP/s; {row['vs_bound']:.1f}x) | {row['load_average'][0]:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def levers(args: argparse.Namespace) -> None:
+    """The E2Rank tool on the full shape: dtype x prompt documents x prompt-token cap, beside the compute bound."""
+    path = checkpoint(args.layers)
+    texts = passages(args.passages, words=(60, 90))  # about 100 tokens each, as in issue 21
+    docs = [Document(page_content=t, metadata={"source": f"passage-{i}.md"}, id=f"p{i}") for i, t in enumerate(texts)]
+    per_token = flops_per_token(path)
+    rows: list[dict[str, Any]] = []
+    passage_tokens = 0.0
+    torch_threads = machine()["torch_threads"]
+    for quantize in ("int8", None):  # int8 first: the agent's candidate setting is measured whatever happens
+        model = E2RankModel.from_pretrained(path, dtype="float32", quantize=quantize)
+        cache_random_vectors(model, texts)
+        passage_tokens = statistics.median(model.count_tokens(texts))
+        store = InMemoryVectorStore(E2RankEmbeddings(backend=model))
+        store.add_documents(docs)  # every vector a cache hit; the store hands them to the rerank
+        name = quantize or "float32"
+        warm_up = E2RankRetriever(vectorstore=store, backend=model, k=K, top_n=TOP_N, num_prompt_docs=1)
+        warm_up.invoke(f"{QUERY} (warm-up {name})")  # one short call per model: the first call's one-off costs
+        for n_docs in PROMPT_DOCS:
+            for cap in CAPS:
+                retriever = E2RankRetriever(
+                    vectorstore=store, backend=model, k=K, top_n=TOP_N, num_prompt_docs=n_docs, max_prompt_tokens=cap
+                )
+                tool = create_e2rank_tool(retriever, max_tokens=MAX_TOKENS)
+                flops = linear_flops(quantize)  # just before the calls: on a shared CPU the load moves by the minute
+                times, cpu, tokens, texts_embedded = [], [], [], []
+                for round_ in range(args.rounds):  # a few calls: the long ones take minutes on a loaded CPU
+                    before = model.stats()
+                    start, cpu_start = time.perf_counter(), time.process_time()
+                    message = tool.invoke(
+                        {
+                            "name": "search",
+                            "args": {"query": f"{QUERY} ({name} {n_docs} {cap} {round_})"},
+                            "id": f"{name}-{n_docs}-{cap}-{round_}",
+                            "type": "tool_call",
+                        }
+                    )
+                    seconds = time.perf_counter() - start
+                    cpu.append(time.process_time() - cpu_start)
+                    assert message.status == "success" and message.artifact, message
+                    after = model.stats()
+                    times.append(seconds)
+                    tokens.append(after["tokens_embedded"] - before["tokens_embedded"])
+                    texts_embedded.append(after["texts_embedded"] - before["texts_embedded"])
+                median, embedded = statistics.median(times), statistics.median(tokens)
+                bound = per_token * embedded / flops
+                row = {
+                    "dtype": name,
+                    "num_prompt_docs": n_docs,
+                    "max_prompt_tokens": cap,
+                    "median_s": round(median, 3),
+                    "runs_s": [round(t, 3) for t in times],
+                    # CPU seconds over the threads: about what the call takes on this CPU when nothing else runs
+                    "cpu_s_per_thread": round(statistics.median(cpu) / torch_threads, 3),
+                    "tokens_embedded": embedded,  # the query and the listwise prompt
+                    "texts_embedded": statistics.median(texts_embedded),
+                    "probe_gflops": round(flops / 1e9, 1),
+                    "compute_bound_s": round(bound, 3),
+                    "vs_bound": round(median / bound, 2),
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        del model, store
+    result = {
+        "date": date.today().isoformat(),
+        "command": f"python benchmarks/agent_tool.py --levers --layers {args.layers} --rounds {args.rounds}",
+        "machine": machine(),
+        "model": {"shape": "E2Rank-0.6B", "layers": args.layers, "weights": "random"},
+        "passages": len(docs),
+        "passage_tokens_median": passage_tokens,
+        "call": {"k": K, "top_n": TOP_N, "max_tokens": MAX_TOKENS, "candidate_vectors": "stored"},
+        "dense_flops_per_token": per_token,
+        "rows": rows,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    print(levers_table(result))
+    with open(args.out or RESULTS / "agent_tool_levers.json", "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    print(f"wrote {args.out or RESULTS / 'agent_tool_levers.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=4, help="layers of the 28 (default 4)")
+    parser.add_argument("--layers", type=int, default=None, help="layers of the 28 (default 4; 28 with --levers)")
     parser.add_argument("--passages", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up round")
-    parser.add_argument("--out", default=str(RESULTS / "agent_tool.json"))
+    parser.add_argument("--rounds", type=int, default=None, help="timed calls (default 3 after a warm-up; 2: --levers)")
+    parser.add_argument("--levers", action="store_true", help="the dtype x prompt-size table on the full shape")
+    parser.add_argument("--out", default=None, help="default results/agent_tool.json (agent_tool_levers.json)")
     args = parser.parse_args()
+    if args.levers:
+        args.layers, args.rounds = args.layers or 28, args.rounds or 2
+        levers(args)
+        return
+    args.layers, args.rounds = args.layers or 4, args.rounds or 3
+    args.out = args.out or str(RESULTS / "agent_tool.json")
 
     model = E2RankModel.from_pretrained(checkpoint(args.layers))
     texts = passages(args.passages)

@@ -23,7 +23,7 @@ import numpy as np
 from ._optional import require
 from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
 from .registry import REGISTRY, shared_model
-from .scoring import check_positive_int, check_top_n
+from .scoring import check_optional_positive_int, check_positive_int, check_top_n
 from .types import Embeddings, check_backend, is_async_backend
 
 require("chromadb", extra="chroma")
@@ -262,6 +262,7 @@ def rerank_query_result(
     instruction: str | None = None,
     num_prompt_docs: int = 20,
     passes: int = 1,
+    max_prompt_tokens: int | None = None,
 ) -> list[ChromaHit]:
     """Rerank the candidates of one ``collection.query`` result with E2Rank, on the vectors Chroma stored.
 
@@ -278,6 +279,8 @@ def rerank_query_result(
         instruction: Rerank instruction opening the listwise prompt (default the authors').
         num_prompt_docs: How many leading candidates go into the prompt.
         passes: 2 reranks again with the first pass's order in the prompt.
+        max_prompt_tokens: Token budget of the prompt (its documents are cut evenly to fit); ``None``: the model's
+            ``max_length``.
 
     Returns:
         :class:`ChromaHit` items sorted by score, best first; ties keep Chroma's order.
@@ -309,6 +312,7 @@ def rerank_query_result(
         instruction=instruction,
         num_prompt_docs=num_prompt_docs,
         passes=passes,
+        max_prompt_tokens=max_prompt_tokens,
     )
     metadatas, distances = columns["metadatas"], columns["distances"]
     return [
@@ -341,6 +345,7 @@ class E2RankChromaRetriever:
         top_n: Candidates to return after the rerank (``None`` for all ``k``).
         num_prompt_docs: How many leading candidates go into the listwise prompt.
         passes: 2 reranks again with the first pass's order in the prompt.
+        max_prompt_tokens: Token budget of the listwise prompt (``None``: the model's ``max_length``).
 
     Example:
         >>> import e2rank_integrations.chroma  # registers "e2rank" with Chroma  # doctest: +SKIP
@@ -359,6 +364,7 @@ class E2RankChromaRetriever:
         top_n: int | None = 5,
         num_prompt_docs: int = 20,
         passes: int = 1,
+        max_prompt_tokens: int | None = None,
     ) -> None:
         if not callable(getattr(collection, "query", None)):
             raise TypeError(f"collection must be a Chroma collection, got {type(collection).__name__}")
@@ -385,6 +391,7 @@ class E2RankChromaRetriever:
         self.top_n = check_top_n(top_n)
         self.num_prompt_docs = check_positive_int(num_prompt_docs, "num_prompt_docs")
         self.passes = check_positive_int(passes, "passes")
+        self.max_prompt_tokens = check_optional_positive_int(max_prompt_tokens, "max_prompt_tokens")
 
     def retrieve(
         self,
@@ -410,7 +417,13 @@ class E2RankChromaRetriever:
             include=["documents", "metadatas", "distances", "embeddings"],
         )
         return rerank_query_result(
-            self.backend, query, result, top_n=top_n, num_prompt_docs=self.num_prompt_docs, passes=self.passes
+            self.backend,
+            query,
+            result,
+            top_n=top_n,
+            num_prompt_docs=self.num_prompt_docs,
+            passes=self.passes,
+            max_prompt_tokens=self.max_prompt_tokens,
         )
 
     def __repr__(self) -> str:

@@ -60,9 +60,17 @@ from .errors import (
     E2RankConnectionError,
     E2RankError,
     E2RankTimeoutError,
+    E2RankValueError,
 )
-from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts
-from .scoring import as_embeddings, check_positive_int, check_top_n, listwise_steps, normalize
+from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fit_prompt
+from .scoring import (
+    as_embeddings,
+    check_optional_positive_int,
+    check_positive_int,
+    check_top_n,
+    listwise_steps,
+    normalize,
+)
 from .types import Embeddings, RankResult
 
 httpx = require("httpx", extra="client")
@@ -390,19 +398,28 @@ class _BaseClient:
         instruction: str | None,
         num_prompt_docs: int,
         passes: int,
+        max_prompt_tokens: int | None,
     ) -> Operation[list[RankResult]]:
         query = check_query(query)
         docs = check_texts(documents, "documents")
         top_n = check_top_n(top_n)
         num_prompt_docs = check_positive_int(num_prompt_docs, "num_prompt_docs")
         passes = check_positive_int(passes, "passes")
+        max_prompt_tokens = check_optional_positive_int(max_prompt_tokens, "max_prompt_tokens")
         if not docs:
             return []
         vectors = None if doc_embeddings is None else as_embeddings(doc_embeddings, len(docs))
         target: _Target = yield _VERIFY
         if not self._native(target):
             results = yield from self._openai_rerank_op(
-                target, query, docs, vectors, instruction=instruction, num_prompt_docs=num_prompt_docs, passes=passes
+                target,
+                query,
+                docs,
+                vectors,
+                instruction=instruction,
+                num_prompt_docs=num_prompt_docs,
+                passes=passes,
+                max_prompt_tokens=max_prompt_tokens,
             )
             return results if top_n is None else results[:top_n]
         assert target.info is not None
@@ -416,6 +433,7 @@ class _BaseClient:
             documents=list(docs),
             num_prompt_docs=num_prompt_docs,
             passes=passes,
+            max_prompt_tokens=max_prompt_tokens,
             top_n=top_n,
             instruction=instruction,
             # Stored vectors travel as base64: the server embeds only the prompt.
@@ -439,6 +457,18 @@ class _BaseClient:
     def _encode(self, texts: list[str]) -> list[list[int]]:
         assert self._tokenizer is not None
         return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def _prompt(self, query: str, docs: list[str], instruction: str | None, max_prompt_tokens: int | None) -> str:
+        """The chat-wrapped listwise prompt, cut to ``max_prompt_tokens`` with the tokenizer (given one)."""
+
+        def build(cut: list[str]) -> str:
+            return QWEN3_CHAT_WRAP.format(content=self.prompts.listwise(query, cut, instruction))
+
+        if max_prompt_tokens is None:
+            return build(docs)
+        assert self._tokenizer is not None
+        limits = f"max_prompt_tokens={max_prompt_tokens}"
+        return fit_prompt(build, docs, max_prompt_tokens, self._encode, self._tokenizer.decode, limits=limits)
 
     def _post_embeddings_op(self, inputs: Any, input_type: Literal["raw"] | None = None) -> Operation[Embeddings]:
         """One OpenAI embeddings request: only the fields every engine documents (``input_type`` on ours)."""
@@ -483,7 +513,14 @@ class _BaseClient:
         instruction: str | None,
         num_prompt_docs: int,
         passes: int,
+        max_prompt_tokens: int | None,
     ) -> Operation[list[RankResult]]:
+        if max_prompt_tokens is not None and self._tokenizer is None:
+            # Without the model's tokenizer a cut could only be guessed: refuse rather than overrun the budget.
+            raise E2RankValueError(
+                "max_prompt_tokens on an OpenAI-compatible server needs the model's tokenizer: pass "
+                "tokenizer='path/to/tokenizer.json' to the client, or leave max_prompt_tokens unset"
+            )
         # Refused before anything is embedded where the engine is known to change every prompt.
         self._check_exact(target, [QWEN3_CHAT_WRAP.format(content=self.prompts.rerank_instruction)], "prompt")
         if vectors is None:
@@ -493,8 +530,7 @@ class _BaseClient:
             order = next(steps)
             while True:
                 prompt_docs = [self.prompts.cut_words(docs[i]) for i in order[:num_prompt_docs]]
-                content = self.prompts.listwise(query, prompt_docs, instruction)
-                wrapped = [QWEN3_CHAT_WRAP.format(content=content)]
+                wrapped = [(yield _Work(self._prompt, (query, prompt_docs, instruction, max_prompt_tokens)))]
                 order = steps.send((yield from self._openai_embed_op(target, wrapped, "prompt"))[0])
         except StopIteration as done:
             results: list[RankResult] = done.value
@@ -627,6 +663,7 @@ class E2RankClient(_BaseClient):
         instruction: str | None = None,
         num_prompt_docs: int = 20,
         passes: int = 1,
+        max_prompt_tokens: int | None = None,
     ) -> list[RankResult]:
         return self._run(
             self._rerank_op(
@@ -637,6 +674,7 @@ class E2RankClient(_BaseClient):
                 instruction=instruction,
                 num_prompt_docs=num_prompt_docs,
                 passes=passes,
+                max_prompt_tokens=max_prompt_tokens,
             )
         )
 
@@ -767,6 +805,7 @@ class AsyncE2RankClient(_BaseClient):
         instruction: str | None = None,
         num_prompt_docs: int = 20,
         passes: int = 1,
+        max_prompt_tokens: int | None = None,
     ) -> list[RankResult]:
         return await self._run(
             self._rerank_op(
@@ -777,6 +816,7 @@ class AsyncE2RankClient(_BaseClient):
                 instruction=instruction,
                 num_prompt_docs=num_prompt_docs,
                 passes=passes,
+                max_prompt_tokens=max_prompt_tokens,
             )
         )
 

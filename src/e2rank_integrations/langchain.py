@@ -6,6 +6,9 @@ LangChain's own types. Needs the ``langchain`` extra (``langchain-core`` only).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from typing import Annotated, Any, cast
@@ -33,6 +36,7 @@ from pydantic import (  # noqa: E402
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     create_model,
@@ -41,8 +45,8 @@ from pydantic import (  # noqa: E402
 )
 
 from .context import PackedContext, apack_context, cite, pack_context  # noqa: E402
-from .prompts import check_query, check_texts  # noqa: E402
-from .scoring import as_embeddings, check_positive_int, check_top_n, select  # noqa: E402
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query, check_texts  # noqa: E402
+from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, select  # noqa: E402
 from .types import RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
 
 __all__ = ["E2RankEmbeddings", "E2RankRerank", "E2RankRetriever", "create_e2rank_tool"]
@@ -51,6 +55,8 @@ _BackendField = Annotated[Any, BeforeValidator(check_backend)]
 """A Backend or AsyncBackend; anything else is refused with a TypeError naming the missing methods."""
 
 _CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True)
+
+logger = logging.getLogger(__name__)
 
 
 def _one_query(text: object) -> list[str]:
@@ -179,6 +185,10 @@ class E2RankRerank(BaseDocumentCompressor):
     num_prompt_docs: int = 20
     """How many of the leading Documents (in retrieval order) go into the listwise prompt."""
 
+    max_prompt_tokens: int | None = None
+    """Token budget of the listwise prompt, its documents cut evenly to fit (``None``: the model's ``max_length``).
+    The prompt is the one text a rerank embeds: its tokens are the cost of a call."""
+
     instruction: str | None = None
     """Task description opening the listwise prompt; ``None`` keeps the backend's default."""
 
@@ -194,6 +204,11 @@ class E2RankRerank(BaseDocumentCompressor):
     @classmethod
     def _check_num_prompt_docs(cls, value: object) -> int:
         return check_positive_int(value, "num_prompt_docs")
+
+    @field_validator("max_prompt_tokens", mode="before")
+    @classmethod
+    def _check_max_prompt_tokens(cls, value: object) -> int | None:
+        return check_optional_positive_int(value, "max_prompt_tokens")
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
@@ -241,7 +256,12 @@ class E2RankRerank(BaseDocumentCompressor):
 
     def _rerank_kwargs(self) -> dict[str, Any]:
         # All results come back; top_n and the threshold are applied together by `select`.
-        return {"top_n": None, "instruction": self.instruction, "num_prompt_docs": self.num_prompt_docs}
+        return {
+            "top_n": None,
+            "instruction": self.instruction,
+            "num_prompt_docs": self.num_prompt_docs,
+            "max_prompt_tokens": self.max_prompt_tokens,
+        }
 
     def _outputs(self, docs: list[Document], results: Sequence[RankResult]) -> list[Document]:
         """New Documents, best first, each a copy of its input with the score added to (a copy of) its metadata."""
@@ -262,8 +282,10 @@ class E2RankRetriever(BaseRetriever):
 
     The rerank embeds one text, the listwise prompt, when the candidates' vectors are at hand: an
     ``InMemoryVectorStore`` built with :class:`E2RankEmbeddings` hands over its stored vectors, and any store
-    indexed through :class:`E2RankEmbeddings` on the same backend leaves them in the backend's cache. ``ainvoke``
-    awaits an async backend (``AsyncE2RankClient``); ``invoke`` needs a sync one.
+    indexed through :class:`E2RankEmbeddings` on the same backend leaves them in the backend's cache. Where neither
+    holds them (a restart, ``cache=False``, an LRU smaller than the corpus), every call embeds the candidates again:
+    the retriever then logs a warning, once, with how many it re-embedded and the fix (a persistent cache).
+    ``ainvoke`` awaits an async backend (``AsyncE2RankClient``); ``invoke`` needs a sync one.
 
     Example:
         >>> from langchain_core.vectorstores import InMemoryVectorStore
@@ -300,6 +322,9 @@ class E2RankRetriever(BaseRetriever):
     num_prompt_docs: int = 20
     """How many leading candidates (in first-stage order) go into the listwise prompt."""
 
+    max_prompt_tokens: int | None = None
+    """Token budget of the listwise prompt, its documents cut evenly to fit (``None``: the model's ``max_length``)."""
+
     instruction: str | None = None
     """Task description opening the listwise prompt; ``None`` keeps the backend's default."""
 
@@ -307,9 +332,11 @@ class E2RankRetriever(BaseRetriever):
     """More arguments of ``vectorstore.similarity_search``, such as ``filter`` (``k`` is the field above)."""
 
     use_stored_embeddings: bool = True
-    """Rerank on the vectors the vector store holds where it returns them (an ``InMemoryVectorStore`` built with
-    :class:`E2RankEmbeddings`), so that not even a cache lookup is needed. Turn off if that store was built with
-    another E2Rank model than ``backend``."""
+    """Rerank on the vectors the vector store holds where it returns them (an ``InMemoryVectorStore`` or a
+    ``langchain_chroma.Chroma`` built with :class:`E2RankEmbeddings`), so that not even a cache lookup is needed.
+    Turn off if that store was built with another E2Rank model than ``backend``."""
+
+    _warned: bool = PrivateAttr(default=False)  # the re-embedding warning is given once per retriever
 
     @field_validator("k", "num_prompt_docs", mode="before")
     @classmethod
@@ -320,6 +347,11 @@ class E2RankRetriever(BaseRetriever):
     @classmethod
     def _check_top_n(cls, value: object) -> int | None:
         return check_top_n(value)
+
+    @field_validator("max_prompt_tokens", mode="before")
+    @classmethod
+    def _check_max_prompt_tokens(cls, value: object) -> int | None:
+        return check_optional_positive_int(value, "max_prompt_tokens")
 
     @model_validator(mode="after")
     def _check_first_stage(self) -> E2RankRetriever:
@@ -340,7 +372,13 @@ class E2RankRetriever(BaseRetriever):
             candidates = self.vectorstore.similarity_search(query, k=self.k, **self.search_kwargs)
         else:
             candidates = self._first_stage().invoke(query, config={"callbacks": run_manager.get_child()})[: self.k]
-        return reranker._rerank(candidates, query, "ainvoke", self._stored_embeddings(candidates))
+        stored = self._stored_embeddings(candidates)
+        if stored is not None or self._warned:
+            return reranker._rerank(candidates, query, "ainvoke", stored)
+        before = self.backend.stats()["texts_embedded"]
+        out = reranker._rerank(candidates, query, "ainvoke")
+        self._warn_reembedded(self.backend.stats()["texts_embedded"] - before, len(candidates))
+        return out
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, top_n: int | None = None
@@ -351,24 +389,55 @@ class E2RankRetriever(BaseRetriever):
         else:
             retrieved = await self._first_stage().ainvoke(query, config={"callbacks": run_manager.get_child()})
             candidates = retrieved[: self.k]
-        return await reranker._arerank(candidates, query, self._stored_embeddings(candidates))
+        stored = await asyncio.to_thread(self._stored_embeddings, candidates)  # a Chroma store may do I/O
+        if stored is not None or self._warned:
+            return await reranker._arerank(candidates, query, stored)
+        before = (await call_async(self.backend, "stats"))["texts_embedded"]
+        out = await reranker._arerank(candidates, query)
+        self._warn_reembedded((await call_async(self.backend, "stats"))["texts_embedded"] - before, len(candidates))
+        return out
+
+    def _warn_reembedded(self, embedded: int, candidates: int) -> None:
+        """Warn (once) when a rerank embedded candidates as well as its prompt: their vectors were nowhere at hand."""
+        again = min(embedded - 1, candidates)  # the one other text is the listwise prompt
+        if again <= 0:
+            return
+        self._warned = True
+        logger.warning(
+            "E2RankRetriever re-embedded %d of %d candidates: the vector store hands back no vectors and the "
+            "backend's cache did not hold them (a restart, cache=False, or an LRU smaller than the corpus), so every "
+            "search pays for them again. Fix: index into a persistent cache, E2RankModel.from_pretrained(..., "
+            "cache='embeddings.sqlite'), and load the model with the same cache when serving; or search an "
+            "InMemoryVectorStore or langchain_chroma.Chroma built with E2RankEmbeddings, which hand back their "
+            "vectors. (Warned once per retriever.)",
+            again,
+            candidates,
+        )
 
     def _stored_embeddings(self, documents: Sequence[Document]) -> npt.NDArray[np.float32] | None:
         """The vector store's stored vectors of ``documents``, one row each, or ``None`` where it has none to give.
 
-        Only an ``InMemoryVectorStore`` built with :class:`E2RankEmbeddings` (and ``use_stored_embeddings``) has
-        them: LangChain's ``VectorStore`` interface returns no vectors, and another embedding model's would not
-        fit. ``None`` costs nothing either after indexing through the same backend: its cache holds the vectors.
+        An ``InMemoryVectorStore`` or a ``langchain_chroma.Chroma`` built with :class:`E2RankEmbeddings` (and
+        ``use_stored_embeddings``) has them: LangChain's ``VectorStore`` interface returns no vectors, and another
+        embedding model's would not fit. ``None`` costs nothing either after indexing through the same backend: its
+        cache holds the vectors.
         """
         store = self.vectorstore
-        if not (
-            self.use_stored_embeddings
-            and isinstance(store, InMemoryVectorStore)
-            and isinstance(store.embeddings, E2RankEmbeddings)
-        ):
+        if not (self.use_stored_embeddings and store is not None and isinstance(store.embeddings, E2RankEmbeddings)):
             return None
-        rows = [store.store.get(doc.id, {}).get("vector") if doc.id is not None else None for doc in documents]
-        if not rows or any(row is None for row in rows):
+        ids = [doc.id for doc in documents if doc.id is not None]
+        if not ids or len(ids) < len(documents):  # a Document without an id cannot be looked up
+            return None
+        chroma = sys.modules.get("langchain_chroma")  # not imported: the store cannot be one of its
+        if isinstance(store, InMemoryVectorStore):
+            rows = [store.store.get(i, {}).get("vector") for i in ids]
+        elif chroma is not None and isinstance(store, chroma.Chroma):
+            got = store.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])  # Chroma answers in its own order
+            vectors = dict(zip(got["ids"], got["embeddings"]))
+            rows = [vectors.get(i) for i in ids]
+        else:
+            return None
+        if any(row is None for row in rows):
             return None
         return as_embeddings(np.asarray(rows, dtype=np.float32), len(rows), name="stored vectors")
 
@@ -379,6 +448,7 @@ class E2RankRetriever(BaseRetriever):
             top_n=self.top_n if top_n is None else top_n,
             score_threshold=self.score_threshold,
             num_prompt_docs=self.num_prompt_docs,
+            max_prompt_tokens=self.max_prompt_tokens,
             instruction=self.instruction,
         )
 
@@ -414,6 +484,11 @@ def create_e2rank_tool(
     and the passages fitted to the budget (the last one cut and marked ``[...]``), on vectors the backend already
     holds, so packing embeds nothing. Without it, every Document the retriever returns is cited.
 
+    The rerank's prompt is bounded for an agent loop: the retriever's ``num_prompt_docs`` and ``max_prompt_tokens``
+    where they were set on it, else the agent setting (``prompts.AGENT_NUM_PROMPT_DOCS`` and
+    ``prompts.AGENT_MAX_PROMPT_TOKENS``, smaller than the paper's 20 documents so that a CPU call takes seconds; see
+    the agent benchmark in the docs). The retriever passed in is not changed: the tool searches with a copy.
+
     The arguments are ``query`` (a non-empty string) and an optional ``top_n`` from 1 to the retriever's
     ``top_n`` (its ``k`` when that is ``None``); anything else, or a missing query, comes back to the model as
     an error message naming the argument (``status="error"``) rather than raising in the agent loop.
@@ -435,6 +510,8 @@ def create_e2rank_tool(
         raise TypeError(f"retriever must be an E2RankRetriever, got {type(retriever).__name__}")
     if max_tokens is not None:
         max_tokens = check_positive_int(max_tokens, "max_tokens")
+    agent = {"num_prompt_docs": AGENT_NUM_PROMPT_DOCS, "max_prompt_tokens": AGENT_MAX_PROMPT_TOKENS}
+    retriever = retriever.model_copy(update={k: v for k, v in agent.items() if k not in retriever.model_fields_set})
     limit = retriever.top_n or retriever.k
     schema = create_model(
         "E2RankSearch",

@@ -13,8 +13,8 @@ from typing import Any
 
 from ._optional import require
 from .context import PackedContext, apack_context, cite, pack_context
-from .prompts import check_query
-from .scoring import check_positive_int, check_top_n, fill_embeddings, missing_rows
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query
+from .scoring import check_optional_positive_int, check_positive_int, check_top_n, fill_embeddings, missing_rows
 from .types import Embeddings, RankResult, backend_name, call_async, check_backend, check_sync_backend
 
 # Imported through `require`, so that a missing extra names the pip command that installs it.
@@ -154,6 +154,11 @@ class E2RankRerank(BaseNodePostprocessor):
     backend: Any = Field(exclude=True, description="The Backend that reranks: E2RankModel or a remote client.")
     top_n: int | None = Field(default=3, description="How many nodes to keep, best first; None keeps all.")
     num_prompt_docs: int = Field(default=20, description="How many leading nodes go into the listwise prompt.")
+    max_prompt_tokens: int | None = Field(
+        default=None,
+        description="Token budget of the listwise prompt, its documents cut evenly to fit; None: the model's "
+        "max_length.",
+    )
     instruction: str | None = Field(
         default=None, description="Task description opening the listwise prompt; None uses the backend's default."
     )
@@ -180,6 +185,11 @@ class E2RankRerank(BaseNodePostprocessor):
     @classmethod
     def _check_num_prompt_docs(cls, value: Any) -> int:
         return check_positive_int(value, "num_prompt_docs")
+
+    @field_validator("max_prompt_tokens", mode="before")
+    @classmethod
+    def _check_max_prompt_tokens(cls, value: Any) -> int | None:
+        return check_optional_positive_int(value, "max_prompt_tokens")
 
     @classmethod
     def class_name(cls) -> str:
@@ -234,7 +244,12 @@ class E2RankRerank(BaseNodePostprocessor):
         return texts, stored if any(v is not None for v in stored) else None
 
     def _options(self) -> dict[str, Any]:
-        return {"top_n": self.top_n, "instruction": self.instruction, "num_prompt_docs": self.num_prompt_docs}
+        return {
+            "top_n": self.top_n,
+            "instruction": self.instruction,
+            "num_prompt_docs": self.num_prompt_docs,
+            "max_prompt_tokens": self.max_prompt_tokens,
+        }
 
     @contextmanager
     def _rerank_event(
@@ -308,6 +323,8 @@ def e2rank_retriever_tool(
     description: str | None = None,
     max_tokens: int | None = None,
     source_key: str = "file_name",
+    num_prompt_docs: int = AGENT_NUM_PROMPT_DOCS,
+    max_prompt_tokens: int | None = AGENT_MAX_PROMPT_TOKENS,
 ) -> RetrieverTool:
     """A ``RetrieverTool`` for agents: ``k`` candidates, reranked by :class:`E2RankRerank`, cited passages out.
 
@@ -330,6 +347,11 @@ def e2rank_retriever_tool(
         description: What the model reads to decide when and how to call the tool.
         max_tokens: Budget of the returned text, counted with the backend's tokenizer where it has one.
         source_key: Node metadata key shown as each passage's source (absent: no source shown).
+        num_prompt_docs: Leading candidates in the listwise prompt. The default is the agent setting
+            (``prompts.AGENT_NUM_PROMPT_DOCS``), smaller than the paper's 20 so that a CPU call takes seconds;
+            see the agent benchmark in the docs.
+        max_prompt_tokens: Token budget of the listwise prompt (``None``: no cap but the model's ``max_length``);
+            default the agent setting (``prompts.AGENT_MAX_PROMPT_TOKENS``).
 
     Example:
         >>> from llama_index.core.agent.workflow import FunctionAgent  # doctest: +SKIP
@@ -348,7 +370,12 @@ def e2rank_retriever_tool(
         )
     if max_tokens is not None:
         max_tokens = check_positive_int(max_tokens, "max_tokens")
-    reranker = E2RankRerank(backend=backend, top_n=check_positive_int(top_n, "top_n"))
+    reranker = E2RankRerank(
+        backend=backend,
+        top_n=check_positive_int(top_n, "top_n"),
+        num_prompt_docs=num_prompt_docs,
+        max_prompt_tokens=max_prompt_tokens,
+    )
     budget_note = "" if max_tokens is None else _BUDGET_NOTE.format(max_tokens=max_tokens)
     metadata = ToolMetadata(name=name, description=description or _TOOL_DESCRIPTION.format(top_n=top_n) + budget_note)
     return _E2RankRetrieverTool(

@@ -228,6 +228,7 @@ class E2RankTools:
         stored = collection.configuration_json.get("embedding_function") if collection is not None else None
         stored_config = stored.get("config") if stored and stored.get("name") == "e2rank" else None
         local = {"device": settings.device, "cache": settings.cache}
+        local.update({k: v for k, v in (("dtype", settings.dtype), ("quantize", settings.quantize)) if v is not None})
         if settings.model is not None:
             logger.info("loading %s", settings.model)
             function = E2RankEmbeddingFunction(model_name_or_path=settings.model, **local)
@@ -274,7 +275,12 @@ class E2RankTools:
         from .chroma import E2RankChromaRetriever
 
         self._retriever = E2RankChromaRetriever(
-            collection, ready.function.backend, k=self.settings.default_k, top_n=self.settings.default_top_n
+            collection,
+            ready.function.backend,
+            k=self.settings.default_k,
+            top_n=self.settings.default_top_n,
+            num_prompt_docs=self.settings.num_prompt_docs,
+            max_prompt_tokens=self.settings.max_prompt_tokens,
         )
         self._collection = collection
 
@@ -390,7 +396,13 @@ class E2RankTools:
             documents = check_texts(documents, "documents")
             if not documents:
                 raise ValueError("documents is empty: send the passages to rerank, as a list of strings")
-            ranked = ready.function.backend.rerank(query, documents, top_n=top_n)
+            ranked = ready.function.backend.rerank(
+                query,
+                documents,
+                top_n=top_n,
+                num_prompt_docs=self.settings.num_prompt_docs,
+                max_prompt_tokens=self.settings.max_prompt_tokens,
+            )
         return RerankResult(results=[RerankHit(index=r.index, score=r.score, text=documents[r.index]) for r in ranked])
 
     def add_documents(

@@ -18,11 +18,10 @@ import numpy.typing as npt
 
 from ._optional import check_installed, require
 from .cache import CacheSpec, EmbeddingCache, cache_key, make_cache
-from .errors import E2RankValueError
 from .loading import default_device, resolve_model
-from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fair_caps
+from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fit_prompt
 from .registry import shared_model
-from .scoring import as_embeddings, check_positive_int, check_top_n, listwise_rank
+from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, listwise_rank
 from .types import Embeddings, RankResult
 
 if TYPE_CHECKING:
@@ -384,26 +383,19 @@ class E2RankModel:
         query = check_query(query)
         docs = [self.prompts.cut_words(d) for d in check_texts(documents, "documents")[:num_prompt_docs]]
         budget = self.max_length if max_prompt_tokens is None else min(max_prompt_tokens, self.max_length)
-        prompt = self.chat_wrap(self.prompts.listwise(query, docs, instruction))
-        length = len(self._tokenize([prompt])[0])
-        if length <= budget:
-            return prompt
-        doc_ids = self._tokenize(docs)
-        overhead = length - sum(len(ids) for ids in doc_ids)
-        target = budget - overhead
-        while target > 0:  # token counts are not exactly additive at the cut points: shrink until it fits
-            caps = fair_caps([len(ids) for ids in doc_ids], target)
+
+        def decode(ids: list[int]) -> str:
             with self._tokenizer_lock:
-                cut = [self.tokenizer.decode(ids[:cap]) for ids, cap in zip(doc_ids, caps)]
-            prompt = self.chat_wrap(self.prompts.listwise(query, cut, instruction))
-            excess = len(self._tokenize([prompt])[0]) - budget
-            if excess <= 0:
-                return prompt
-            target -= max(excess, 1)
-        raise E2RankValueError(
-            f"the listwise prompt needs {overhead} tokens without its documents, more than the budget of "
-            f"{budget} tokens (max_length={self.max_length}, max_prompt_tokens={max_prompt_tokens}); "
-            "shorten the query or the instruction"
+                text: str = self.tokenizer.decode(ids)
+            return text
+
+        return fit_prompt(
+            lambda cut: self.chat_wrap(self.prompts.listwise(query, cut, instruction)),
+            docs,
+            budget,
+            self._tokenize,
+            decode,
+            limits=f"max_length={self.max_length}, max_prompt_tokens={max_prompt_tokens}",
         )
 
     def rerank(
@@ -441,8 +433,7 @@ class E2RankModel:
         top_n = check_top_n(top_n)
         num_prompt_docs = check_positive_int(num_prompt_docs, "num_prompt_docs")
         passes = check_positive_int(passes, "passes")
-        if max_prompt_tokens is not None:
-            check_positive_int(max_prompt_tokens, "max_prompt_tokens")
+        max_prompt_tokens = check_optional_positive_int(max_prompt_tokens, "max_prompt_tokens")
         if not docs:
             return []
         if doc_embeddings is not None:

@@ -7,13 +7,15 @@ published numbers. Their README and training code spell the listwise prompt slig
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import E2RankTypeError, E2RankValueError
 
 __all__ = [
+    "AGENT_MAX_PROMPT_TOKENS",
+    "AGENT_NUM_PROMPT_DOCS",
     "DEFAULT_QUERY_INSTRUCTION",
     "DEFAULT_RERANK_INSTRUCTION",
     "EOS",
@@ -27,6 +29,7 @@ __all__ = [
     "check_texts",
     "check_unicode",
     "fair_caps",
+    "fit_prompt",
     "titled",
 ]
 
@@ -45,6 +48,10 @@ README_LISTWISE_TEMPLATE = "{instruction}\nDocuments:\n{documents}Search Query:{
 TRAINING_LISTWISE_TEMPLATE = "{instruction}\nDocuments:\n{documents}\nQuery: {query}"
 # Qwen3's chat template applied to one user message with add_generation_prompt=True, enable_thinking=False.
 # Used where no tokenizer is at hand (the HTTP client building prompts for an OpenAI-compatible server).
+# What an agent tool (LangChain, LlamaIndex, `e2rank mcp`) reranks with unless told otherwise: the prompt is the text
+# a call embeds, and at the paper's 20 documents a CPU call takes a minute. Chosen by benchmarks/agent_tool.py.
+AGENT_NUM_PROMPT_DOCS = 5
+AGENT_MAX_PROMPT_TOKENS = 512
 QWEN3_CHAT_WRAP = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 
@@ -213,3 +220,46 @@ def fair_caps(lengths: Sequence[int], budget: int) -> list[int]:
         remaining -= length
         open_items -= 1
     return caps  # pragma: no cover - unreachable: the sum exceeded the budget
+
+
+def fit_prompt(
+    build: Callable[[list[str]], str],
+    docs: Sequence[str],
+    budget: int,
+    encode: Callable[[list[str]], list[list[int]]],
+    decode: Callable[[list[int]], str],
+    *,
+    limits: str = "",
+) -> str:
+    """``build(docs)``, with the documents cut evenly in tokens until the prompt is at most ``budget`` tokens.
+
+    Args:
+        build: Makes the whole prompt (template, query, chat wrap) from the prompt documents.
+        docs: The prompt documents.
+        budget: The most tokens the prompt may have.
+        encode: Token ids of texts (no special tokens added).
+        decode: Text of token ids.
+        limits: Where the budget came from, for the error message (e.g. ``"max_prompt_tokens=512"``).
+
+    Raises:
+        E2RankValueError: The prompt does not fit even with empty documents.
+    """
+    docs = list(docs)
+    prompt = build(docs)
+    length = len(encode([prompt])[0])
+    if length <= budget:
+        return prompt
+    doc_ids = encode(docs) if docs else []
+    overhead = length - sum(len(ids) for ids in doc_ids)
+    target = budget - overhead
+    while target > 0:  # token counts are not exactly additive at the cut points: shrink until it fits
+        caps = fair_caps([len(ids) for ids in doc_ids], target)
+        prompt = build([decode(ids[:cap]) for ids, cap in zip(doc_ids, caps)])
+        excess = len(encode([prompt])[0]) - budget
+        if excess <= 0:
+            return prompt
+        target -= max(excess, 1)
+    raise E2RankValueError(
+        f"the listwise prompt needs {overhead} tokens without its documents, more than the budget of {budget} "
+        f"tokens{f' ({limits})' if limits else ''}; shorten the query or the instruction"
+    )

@@ -206,6 +206,9 @@ class _RerankOptions(WireModel):
     instruction: str | None = Field(default=None, description="Extension: the task description of the prompt.")
     num_prompt_docs: int = Field(default=20, ge=1, description="Extension: leading candidates in the prompt.")
     passes: int = Field(default=1, ge=1, le=MAX_PASSES, description="Extension: 2 reranks again in the new order.")
+    max_prompt_tokens: int | None = Field(
+        default=None, ge=1, description="Extension: token budget of the prompt; its documents are cut evenly to fit."
+    )
     truncate: bool = Field(default=True, description="false refuses over-long documents instead of cutting them.")
 
 

@@ -12,6 +12,7 @@ from .types import Embeddings, RankResult
 
 __all__ = [
     "as_embeddings",
+    "check_optional_positive_int",
     "check_positive_int",
     "check_top_n",
     "cosine_scores",
@@ -127,6 +128,11 @@ def check_positive_int(value: object, name: str) -> int:
     if value < 1:
         raise E2RankValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def check_optional_positive_int(value: object, name: str) -> int | None:
+    """``None``, or ``value`` checked by :func:`check_positive_int` (``max_prompt_tokens``: ``None`` is no cap)."""
+    return None if value is None else check_positive_int(value, name)
 
 
 ListwiseSteps = Generator[Sequence[int], Embeddings, list[RankResult]]

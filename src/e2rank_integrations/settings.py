@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ._optional import check_extras
 from .errors import E2RankValueError
 from .loading import looks_like_path
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
 from .scoring import check_positive_int
 
 __all__ = ["MCPSettings", "ServerSettings"]
@@ -112,6 +113,12 @@ class MCPSettings:
         default_top_n: Results ``search`` returns when the caller gives no ``top_n`` (also ``rerank``'s default).
         max_top_n: The most results one call may ask for.
         max_tokens: The token budget of ``search``'s packed context.
+        dtype: A local model's dtype (``bfloat16``, ``float16``, ``float32``; default bfloat16 on GPU, float32 on CPU).
+        quantize: ``int8``: a local model's linear layers in dynamic int8 on CPU (faster, slightly less exact).
+        num_prompt_docs: Leading candidates in the listwise prompt of ``search`` and ``rerank``; default the agent
+            setting (``prompts.AGENT_NUM_PROMPT_DOCS``), smaller than the paper's 20 so that a CPU call takes seconds.
+        max_prompt_tokens: Token budget of that prompt (``None``: the model's ``max_length``); default the agent
+            setting (``prompts.AGENT_MAX_PROMPT_TOKENS``).
     """
 
     chroma_dir: str | None = None
@@ -128,6 +135,10 @@ class MCPSettings:
     default_top_n: int = 5
     max_top_n: int = 50
     max_tokens: int = 4000
+    dtype: str | None = None
+    quantize: str | None = None
+    num_prompt_docs: int = AGENT_NUM_PROMPT_DOCS
+    max_prompt_tokens: int | None = AGENT_MAX_PROMPT_TOKENS
 
     def __post_init__(self) -> None:
         if (self.chroma_dir is None) == (self.chroma_host is None):
@@ -136,7 +147,14 @@ class MCPSettings:
             raise E2RankValueError("give `model` (a local model) or `server_url` (an e2rank server), not both")
         if self.api_key_env is not None and self.server_url is None:
             raise E2RankValueError("`api_key_env` names the API key of a server: give it with `server_url`")
-        for name in ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens"):
+        if self.server_url is not None and (self.dtype is not None or self.quantize is not None):
+            raise E2RankValueError("`dtype` and `quantize` load a local model: the server at `server_url` has its own")
+        if self.quantize not in (None, "int8"):
+            raise E2RankValueError(f"`quantize` must be int8 (or unset), got {self.quantize!r}")
+        if self.dtype not in (None, "bfloat16", "float16", "float32"):
+            raise E2RankValueError(f"`dtype` must be bfloat16, float16 or float32, got {self.dtype!r}")
+        positive = ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens", "num_prompt_docs")
+        for name in (*positive, *(("max_prompt_tokens",) if self.max_prompt_tokens is not None else ())):
             try:
                 check_positive_int(getattr(self, name), name)
             except (TypeError, ValueError) as exc:

@@ -68,8 +68,13 @@ class Backend(Protocol):
         instruction: str | None = None,
         num_prompt_docs: int = 20,
         passes: int = 1,
+        max_prompt_tokens: int | None = None,
     ) -> list[RankResult]:
-        """Rerank ``documents`` for ``query``; results sorted by score, best first."""
+        """Rerank ``documents`` for ``query``; results sorted by score, best first.
+
+        ``num_prompt_docs`` and ``max_prompt_tokens`` bound the listwise prompt, the one text a rerank embeds:
+        its cost grows with its tokens (see the docs' agent benchmark for the trade-off).
+        """
         ...
 
     def stats(self) -> dict[str, Any]:
@@ -103,8 +108,13 @@ class AsyncBackend(Protocol):
         instruction: str | None = None,
         num_prompt_docs: int = 20,
         passes: int = 1,
+        max_prompt_tokens: int | None = None,
     ) -> list[RankResult]:
-        """Rerank ``documents`` for ``query``; results sorted by score, best first."""
+        """Rerank ``documents`` for ``query``; results sorted by score, best first.
+
+        ``num_prompt_docs`` and ``max_prompt_tokens`` bound the listwise prompt, the one text a rerank embeds:
+        its cost grows with its tokens (see the docs' agent benchmark for the trade-off).
+        """
         ...
 
     async def stats(self) -> dict[str, Any]:

@@ -371,8 +371,9 @@ def test_rerank_options(client, tiny_model):
         rerank_query_result(tiny_model, QUERIES[1], result)
     with pytest.raises(ValueError, match="query_index must be"):
         rerank_query_result(tiny_model, QUERIES[1], result, query_index=2)
-    hits = rerank_query_result(tiny_model, QUERIES[1], result, query_index=1, top_n=2, passes=2, num_prompt_docs=4)
-    expected = tiny_model.rerank(QUERIES[1], result["documents"][1], top_n=2, passes=2, num_prompt_docs=4)
+    options = {"top_n": 2, "passes": 2, "num_prompt_docs": 4, "max_prompt_tokens": 60}
+    hits = rerank_query_result(tiny_model, QUERIES[1], result, query_index=1, **options)
+    expected = tiny_model.rerank(QUERIES[1], result["documents"][1], **options)
     assert [h.index for h in hits] == [r.index for r in expected]
     assert [h.id for h in hits] == [result["ids"][1][r.index] for r in expected]
 

@@ -58,6 +58,8 @@ def test_client_equals_the_model(server, tiny_model):
             client.rerank(QUERY, DOCS, top_n=5, num_prompt_docs=3, passes=2, instruction="Rank:"),
             tiny_model.rerank(QUERY, DOCS, top_n=5, num_prompt_docs=3, passes=2, instruction="Rank:"),
         )
+        capped = {"num_prompt_docs": 4, "max_prompt_tokens": 60}  # the prompt documents are cut to fit
+        same_ranking(client.rerank(QUERY, DOCS, **capped), tiny_model.rerank(QUERY, DOCS, **capped))
         assert client.rerank(QUERY, []) == []
         assert client.embed_documents([]).shape == (0, tiny_model.dimension)
         assert client.info()["fingerprint"] == tiny_model.fingerprint

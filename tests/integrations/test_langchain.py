@@ -140,12 +140,13 @@ def test_order_and_scores_equal_backend_rerank(tiny_model):
 
 
 def test_options_reach_the_backend(tiny_model):
-    reranker = E2RankRerank(backend=tiny_model, top_n=None, num_prompt_docs=4, instruction="Rank these:")
-    out = reranker.compress_documents(DOCS, QUERY)
+    options = {"num_prompt_docs": 4, "instruction": "Rank these:", "max_prompt_tokens": 60}
+    out = E2RankRerank(backend=tiny_model, top_n=None, **options).compress_documents(DOCS, QUERY)
     texts = [d.page_content for d in DOCS]
-    expected = tiny_model.rerank(QUERY, texts, num_prompt_docs=4, instruction="Rank these:")
+    expected = tiny_model.rerank(QUERY, texts, **options)
     assert [d.metadata["relevance_score"] for d in out] == [r.score for r in expected]
     assert expected != tiny_model.rerank(QUERY, texts)
+    assert expected != tiny_model.rerank(QUERY, texts, num_prompt_docs=4, instruction="Rank these:")  # the cap cut
 
 
 def test_new_documents_keep_ids_content_and_metadata(tiny_model):

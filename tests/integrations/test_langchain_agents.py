@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from e2rank_integrations.context import cite, pack_context
 from e2rank_integrations.corpus import builtin_corpus
 from e2rank_integrations.langchain import E2RankEmbeddings, E2RankRerank, E2RankRetriever, create_e2rank_tool
+from e2rank_integrations.prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
 from helpers import AsyncModel
 
 QUERY = "Which topic is document seven about?"
@@ -48,6 +50,12 @@ def store(tiny_path):
 @pytest.fixture
 def retriever(store):
     return E2RankRetriever(vectorstore=store, backend=store.embeddings.backend)
+
+
+def as_agent(retriever: E2RankRetriever) -> E2RankRetriever:
+    """The retriever a tool searches with: the agent setting of the prompt where the retriever set none."""
+    levers = {"num_prompt_docs": AGENT_NUM_PROMPT_DOCS, "max_prompt_tokens": AGENT_MAX_PROMPT_TOKENS}
+    return retriever.model_copy(update=levers)
 
 
 def ids(docs) -> list[str]:
@@ -153,7 +161,7 @@ def test_k_top_n_threshold_and_filters(store, retriever):
 
 
 def test_prompt_options_reach_the_backend(store, tiny_model):
-    options = {"num_prompt_docs": 4, "instruction": "Rank these:"}
+    options = {"num_prompt_docs": 4, "instruction": "Rank these:", "max_prompt_tokens": 60}
     got = E2RankRetriever(vectorstore=store, backend=tiny_model, top_n=None, **options).invoke(QUERY)
     candidates = store.similarity_search(QUERY, k=50)
     expected = tiny_model.rerank(QUERY, [d.page_content for d in candidates], **options)
@@ -232,11 +240,82 @@ async def test_over_the_async_client(server, tiny_model):
     assert ids(got) == ids(local.invoke(first))
     np.testing.assert_allclose(scores(got), scores(local.invoke(first)), atol=1e-5)
     assert message.content.startswith("[1] (file-") and message.artifact
-    reranked = ids(local.invoke(second))
+    reranked = ids(as_agent(local).invoke(second))
     assert ids(message.artifact) == [i for i in reranked if i in ids(message.artifact)]  # in rerank order
 
 
+def test_a_cold_cache_re_embeds_the_candidates_with_one_warning(tiny_path, caplog):
+    from e2rank_integrations import E2RankModel
+
+    model = E2RankModel.from_pretrained(tiny_path, cache=False)  # as after a restart: nothing holds the vectors
+    store = indexed(model)
+    retriever = E2RankRetriever(vectorstore=store, backend=model, use_stored_embeddings=False)
+    for i in range(3):
+        before = model.stats()["texts_embedded"]
+        with caplog.at_level(logging.WARNING, logger="e2rank_integrations.langchain"):
+            retriever.invoke(f"{QUERY} ({i})")
+        assert model.stats()["texts_embedded"] - before == 52  # the query, the 50 candidates, the prompt
+    warned = [r.getMessage() for r in caplog.records if "re-embedded" in r.getMessage()]
+    assert len(warned) == 1  # once per retriever, not once per call
+    assert "re-embedded 50 of 50 candidates" in warned[0] and "persistent cache" in warned[0]
+
+    caplog.clear()  # the store's own vectors, or a warm cache: nothing re-embedded, nothing said
+    warm = E2RankModel.from_pretrained(tiny_path)
+    with caplog.at_level(logging.WARNING, logger="e2rank_integrations.langchain"):
+        E2RankRetriever(vectorstore=store, backend=model).invoke(QUERY)
+        E2RankRetriever(vectorstore=indexed(warm), backend=warm, use_stored_embeddings=False).invoke(QUERY)
+    assert not [r for r in caplog.records if "re-embedded" in r.getMessage()]
+
+
+def test_langchain_chroma_hands_back_its_vectors(tiny_path, caplog):
+    chromadb = pytest.importorskip("chromadb")
+    langchain_chroma = pytest.importorskip("langchain_chroma")
+    from e2rank_integrations import E2RankModel
+
+    model = E2RankModel.from_pretrained(tiny_path, cache=False)  # no cache: only the store can spare a forward pass
+    store = langchain_chroma.Chroma(
+        collection_name="agents",
+        embedding_function=E2RankEmbeddings(backend=model),
+        client=chromadb.EphemeralClient(),
+        collection_metadata={"hnsw:space": "cosine"},
+    )
+    flat = [d.model_copy(update={"metadata": {"source": d.metadata["source"]}}) for d in DOCS]  # Chroma: no dicts
+    store.add_documents(flat)
+    retriever = E2RankRetriever(vectorstore=store, backend=model)
+    model.reset_stats()
+    with caplog.at_level(logging.WARNING, logger="e2rank_integrations.langchain"):
+        got = retriever.invoke(QUERY)
+    assert model.stats()["texts_embedded"] == 2  # the query and the prompt: Chroma's stored vectors were reranked
+    assert not caplog.records
+    candidates = store.similarity_search(QUERY, k=50)
+    expected = model.rerank(QUERY, [d.page_content for d in candidates], top_n=5)
+    assert ids(got) == [candidates[r.index].id for r in expected]
+
+
+def test_retriever_levers_bound_the_prompt(fresh_model):
+    store = indexed(fresh_model)
+    tokens = {}
+    for options in ({}, {"num_prompt_docs": 5}, {"num_prompt_docs": 5, "max_prompt_tokens": 90}):
+        fresh_model.reset_stats()
+        E2RankRetriever(vectorstore=store, backend=fresh_model, **options).invoke(QUERY)
+        tokens[len(tokens)] = fresh_model.stats()["tokens_embedded"]  # the query (the same each time) and the prompt
+    assert tokens[0] > tokens[1] > tokens[2]
+    with pytest.raises(ValidationError, match="max_prompt_tokens must be >= 1"):
+        E2RankRetriever(vectorstore=store, backend=fresh_model, max_prompt_tokens=0)
+
+
 # ---------------------------------------------------------------- create_e2rank_tool
+
+
+def test_tool_reranks_with_the_agent_setting_unless_the_retriever_has_its_own(retriever, store):
+    def searched_with(tool_retriever: E2RankRetriever) -> list[float]:
+        return scores(create_e2rank_tool(tool_retriever).invoke(tool_call({"query": QUERY})).artifact)
+
+    assert searched_with(retriever) == scores(as_agent(retriever).invoke(QUERY))
+    assert "num_prompt_docs" not in retriever.model_fields_set  # the caller's retriever was copied, not changed
+    own = E2RankRetriever(vectorstore=store, backend=retriever.backend, num_prompt_docs=20, max_prompt_tokens=None)
+    assert searched_with(own) == scores(own.invoke(QUERY))  # set on the retriever: kept
+    assert searched_with(own) != searched_with(retriever)
 
 
 def test_tool_schema_is_strict_and_bounded(retriever):
@@ -260,7 +339,7 @@ def test_tool_schema_is_strict_and_bounded(retriever):
 
 def test_tool_cites_every_reranked_document(retriever):
     message = create_e2rank_tool(retriever).invoke(tool_call({"query": QUERY}))
-    docs = retriever.invoke(QUERY)
+    docs = as_agent(retriever).invoke(QUERY)
     assert isinstance(message, ToolMessage) and message.status == "success"
     assert message.artifact == docs
     assert message.content == cite([d.page_content for d in docs], sources=[d.metadata["source"] for d in docs])
@@ -275,7 +354,7 @@ def test_tool_packs_to_the_budget_without_embedding(fresh_model):
     fresh_model.reset_stats()
     message = create_e2rank_tool(retriever, max_tokens=60).invoke(tool_call({"query": QUERY}))
     assert fresh_model.stats()["texts_embedded"] == 2  # the query and the prompt: packing cost no forward pass
-    docs = retriever.invoke(QUERY)
+    docs = as_agent(retriever).invoke(QUERY)
     packed = pack_context(
         QUERY,
         [d.page_content for d in docs],
@@ -348,7 +427,7 @@ def test_agent_calls_the_tool_and_gets_cited_context(retriever):
     agent = agents.create_agent(script({"query": QUERY}), [tool], system_prompt="Answer from the search results.")
     messages = agent.invoke({"messages": [("user", "What is document seven about?")]})["messages"]
     (result,) = [m for m in messages if isinstance(m, ToolMessage)]
-    docs = retriever.invoke(QUERY)
+    docs = as_agent(retriever).invoke(QUERY)
     assert result.name == "search" and result.status == "success"
     assert result.content.startswith(f"[1] ({docs[0].metadata['source']}) {docs[0].page_content}")
     assert "[2] (" in result.content
@@ -365,7 +444,7 @@ async def test_agent_async_loop_recovers_from_a_bad_call(retriever):
     ]
     bad, good = [m for m in messages if isinstance(m, ToolMessage)]
     assert bad.status == "error" and "less than or equal to 5" in bad.content
-    assert good.status == "success" and good.artifact == retriever.invoke(QUERY, top_n=3)
+    assert good.status == "success" and good.artifact == as_agent(retriever).invoke(QUERY, top_n=3)
 
 
 @pytest.mark.filterwarnings("ignore:This API is in beta")  # LangChain marks Runnable.as_tool as beta

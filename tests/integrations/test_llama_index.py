@@ -306,10 +306,9 @@ def test_defaults_and_bad_settings(tiny_model):
 
 def test_num_prompt_docs_and_instruction_reach_the_backend(tiny_model):
     nodes = [NodeWithScore(node=TextNode(text=t), score=0.5) for t in TEXTS[:8]]
-    out = E2RankRerank(backend=tiny_model, top_n=None, num_prompt_docs=2, instruction="Rank these:").postprocess_nodes(
-        nodes, query_str=QUERY
-    )
-    expected = tiny_model.rerank(QUERY, TEXTS[:8], num_prompt_docs=2, instruction="Rank these:")
+    options = {"num_prompt_docs": 2, "instruction": "Rank these:", "max_prompt_tokens": 50}
+    out = E2RankRerank(backend=tiny_model, top_n=None, **options).postprocess_nodes(nodes, query_str=QUERY)
+    expected = tiny_model.rerank(QUERY, TEXTS[:8], **options)
     assert [n.score for n in out] == pytest.approx([r.score for r in expected], abs=1e-6)
 
 

@@ -20,6 +20,7 @@ from llama_index.core.tools import QueryEngineTool, RetrieverTool
 from e2rank_integrations.context import cite, pack_context
 from e2rank_integrations.corpus import builtin_corpus
 from e2rank_integrations.llama_index import E2RankEmbedding, E2RankRerank, e2rank_retriever_tool
+from e2rank_integrations.prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
 from helpers import AsyncModel
 
 pytestmark = pytest.mark.model
@@ -55,10 +56,13 @@ def index(model):
     return build_index(model)
 
 
-def reranked(index, model, query=QUERY, k=50, top_n=5):
+AGENT = {"num_prompt_docs": AGENT_NUM_PROMPT_DOCS, "max_prompt_tokens": AGENT_MAX_PROMPT_TOKENS}
+
+
+def reranked(index, model, query=QUERY, k=50, top_n=5, **levers):
     """What the tools should return: the first stage's k candidates, reranked by E2RankRerank."""
     candidates = index.as_retriever(similarity_top_k=k).retrieve(query)
-    return E2RankRerank(backend=model, top_n=top_n).postprocess_nodes(candidates, query_str=query)
+    return E2RankRerank(backend=model, top_n=top_n, **levers).postprocess_nodes(candidates, query_str=query)
 
 
 def node_ids(nodes) -> list[str]:
@@ -135,7 +139,7 @@ def test_tool_returns_cited_reranked_passages(index, model):
     tool = e2rank_retriever_tool(index, model, k=50, top_n=5)
     assert isinstance(tool, RetrieverTool) and tool.metadata.name == "search"
     output = tool.call(input=QUERY)
-    expected = reranked(index, model)  # the query as given, without RetrieverTool's "input is ..." wording
+    expected = reranked(index, model, **AGENT)  # the query as given, without RetrieverTool's "input is ..." wording
     assert node_ids(output.raw_output) == node_ids(expected)
     sources = [n.node.metadata["file_name"] for n in expected]
     assert output.content == cite(llm_texts(expected), sources=sources)
@@ -165,7 +169,7 @@ def test_tool_packs_to_the_budget_without_embedding(tiny_path):
     model.reset_stats()
     output = e2rank_retriever_tool(index, model, top_n=5, max_tokens=120).call(input=QUERY)
     assert model.stats()["texts_embedded"] == 2  # the query and the prompt: packing cost no forward pass
-    expected = reranked(index, model)
+    expected = reranked(index, model, **AGENT)
     packed = pack_context(
         QUERY,
         llm_texts(expected),
@@ -182,7 +186,7 @@ def test_tool_packs_to_the_budget_without_embedding(tiny_path):
 def test_async_backend_through_acall(index, model):
     tool = e2rank_retriever_tool(index, AsyncModel(model), max_tokens=200)
     output = asyncio.run(tool.acall(input=QUERY))
-    expected = reranked(index, model)
+    expected = reranked(index, model, **AGENT)
     packed = pack_context(
         QUERY,
         llm_texts(expected),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from e2rank_integrations.chroma import E2RankEmbeddingFunction  # noqa: E402
 from e2rank_integrations.cli import build_parser  # noqa: E402
 from e2rank_integrations.corpus import builtin_corpus  # noqa: E402
 from e2rank_integrations.mcp import E2RankTools, MCPSettings, create_server  # noqa: E402
+from e2rank_integrations.prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS  # noqa: E402
 from helpers import free_port, run_python, stop  # noqa: E402
 
 from .serving import wait_until  # noqa: E402
@@ -54,11 +56,14 @@ def corpus_dir(tmp_path_factory, tiny_path) -> Path:
     return path
 
 
+AGENT = {"num_prompt_docs": AGENT_NUM_PROMPT_DOCS, "max_prompt_tokens": AGENT_MAX_PROMPT_TOKENS}  # the server's
+
+
 def expected_search(model, query: str, texts: list[str], ids: list[str], top_n: int) -> list[tuple[str, float]]:
     """The in-process answer: every record by cosine to the query (k >= the corpus), then ``model.rerank``."""
     similarity = model.embed_documents(texts) @ model.embed_queries([query])[0]
     order = np.argsort(-similarity, kind="stable")
-    ranked = model.rerank(query, [texts[i] for i in order], top_n=top_n)
+    ranked = model.rerank(query, [texts[i] for i in order], top_n=top_n, **AGENT)
     return [(ids[order[r.index]], r.score) for r in ranked]
 
 
@@ -173,7 +178,7 @@ async def test_stdio_server_end_to_end(corpus_dir, tmp_path, tiny_model, tiny_pa
         docs = ["Snow falls in winter when clouds are cold.", "Summer days are long and warm."]
         result = await session.call_tool("rerank", {"query": QUERY, "documents": docs + TEXTS[:3], "top_n": 4})
         assert not result.is_error, text_of(result)
-        expected = tiny_model.rerank(QUERY, docs + TEXTS[:3], top_n=4)
+        expected = tiny_model.rerank(QUERY, docs + TEXTS[:3], top_n=4, **AGENT)
         got = result.structured_content["results"]
         assert [r["index"] for r in got] == [r.index for r in expected]
         np.testing.assert_allclose([r["score"] for r in got], [r.score for r in expected], atol=1e-5)
@@ -223,7 +228,7 @@ async def test_http_search_and_rerank_equal_the_in_process_model(http_server, ti
         assert content["context_tokens"] <= 4000
 
         result = await session.call_tool("rerank", {"query": QUERY, "documents": TEXTS})
-        expected = tiny_model.rerank(QUERY, TEXTS, top_n=5)  # the server's --default-top-n
+        expected = tiny_model.rerank(QUERY, TEXTS, top_n=5, **AGENT)  # the server's --default-top-n
         assert [r["index"] for r in result.structured_content["results"]] == [r.index for r in expected]
 
         result = await session.call_tool("search", {"query": QUERY, "where": {"n": {"$lt": 4}}, "top_n": 3})
@@ -325,6 +330,38 @@ async def test_several_collections_need_a_name(tmp_path, tiny_path):
 # ---------------------------------------------------------------------------- the command line
 
 
+async def test_the_prompt_levers_and_the_model_options_reach_the_model(corpus_dir, tiny_path):
+    from e2rank_integrations import E2RankModel
+
+    levers = {"num_prompt_docs": 2, "max_prompt_tokens": 80}
+    settings = MCPSettings(chroma_dir=str(corpus_dir), model=str(tiny_path), quantize="int8", dtype="float32", **levers)
+    tools = E2RankTools(settings)
+    tools.load()
+    int8 = E2RankModel.from_pretrained(tiny_path, quantize="int8")
+    async with Client(create_server(tools, load_on_start=False)) as client:
+        result = await client.call_tool("rerank", {"query": QUERY, "documents": TEXTS, "top_n": 3})
+    expected = int8.rerank(QUERY, TEXTS, top_n=3, **levers)
+    got = result.structured_content["results"]
+    assert [r["index"] for r in got] == [r.index for r in expected]
+    np.testing.assert_allclose([r["score"] for r in got], [r.score for r in expected], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"quantize": "int4"}, "`quantize` must be int8"),
+        ({"dtype": "float64"}, "`dtype` must be bfloat16, float16 or float32"),
+        ({"server_url": "http://127.0.0.1:9", "quantize": "int8"}, "`dtype` and `quantize` load a local model"),
+        ({"max_prompt_tokens": 0}, "`max_prompt_tokens` must be a positive integer"),
+        ({"num_prompt_docs": 0}, "`num_prompt_docs` must be a positive integer"),
+    ],
+)
+def test_bad_levers_are_refused(corpus_dir, options, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        MCPSettings(chroma_dir=str(corpus_dir), **options)
+    assert MCPSettings(chroma_dir=str(corpus_dir), max_prompt_tokens=None).max_prompt_tokens is None  # no cap
+
+
 def test_missing_chroma_dir_exits_with_a_clear_message(tmp_path):
     missing = tmp_path / "nowhere"
     done = subprocess.run(
@@ -346,6 +383,8 @@ def test_missing_chroma_dir_exits_with_a_clear_message(tmp_path):
         (["--chroma-dir", ".", "--api-key-env", "KEY"], "--api-key-env names the API key of a server"),
         (["--chroma-dir", ".", "--default-top-n", "9", "--max-top-n", "4"], "--default-top-n (9) is over"),
         (["--chroma-dir", ".", "--max-tokens", "0"], "--max-tokens must be a positive integer"),
+        (["--chroma-dir", ".", "--max-prompt-tokens", "-1"], "--max-prompt-tokens must be a positive integer"),
+        (["--chroma-dir", ".", "--quantize", "int4"], "--quantize must be int8"),
         (["--chroma-dir", ".", "--model", "./no/such/model"], "--model ./no/such/model: no such directory"),
     ],
 )

@@ -114,6 +114,18 @@ def test_exact_engines_equal_the_model(exact_engine, tiny_model, tokenizer, with
         assert {type(item) for item in engine.inputs} == ({list} if with_tokenizer else {str})
 
 
+def test_a_prompt_token_cap_needs_the_tokenizer_and_then_equals_the_model(exact_engine, tiny_model, tokenizer):
+    url, _ = exact_engine
+    capped = {"num_prompt_docs": 4, "max_prompt_tokens": 60}
+    with E2RankClient(url, api="openai", model="e2rank", tokenizer=tokenizer) as client:
+        got, want = client.rerank(QUERY, DOCS, **capped), tiny_model.rerank(QUERY, DOCS, **capped)
+    assert [r.index for r in got] == [r.index for r in want]
+    np.testing.assert_allclose([r.score for r in got], [r.score for r in want], atol=1e-5)
+    needs = "max_prompt_tokens on an OpenAI-compatible server needs the model's tokenizer"
+    with E2RankClient(url, api="openai", model="e2rank") as client, pytest.raises(ValueError, match=needs):
+        client.rerank(QUERY, DOCS, **capped)
+
+
 def test_rerank_after_indexing_embeds_only_the_prompt(exact_engine, tokenizer):
     url, _ = exact_engine
     with E2RankClient(url, api="openai", model="e2rank", tokenizer=tokenizer) as client:

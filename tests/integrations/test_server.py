@@ -115,11 +115,11 @@ def test_cohere_rerank_equals_the_model(server, tiny_model, path):
     assert len(bare["results"]) == len(DOCS) and "document" not in bare["results"][0]
 
 
-def test_rerank_options_equal_the_model(server, tiny_model):
-    body = {"query": QUERY, "documents": DOCS, "instruction": "Rank these:", "num_prompt_docs": 2, "passes": 2}
-    payload = post(server.url, "/v1/rerank", body).json()
-    expected = tiny_model.rerank(QUERY, DOCS, instruction="Rank these:", num_prompt_docs=2, passes=2)
-    assert_same_ranking(payload, expected)
+@pytest.mark.parametrize("cap", [None, 40])
+def test_rerank_options_equal_the_model(server, tiny_model, cap):
+    options = {"instruction": "Rank these:", "num_prompt_docs": 2, "passes": 2, "max_prompt_tokens": cap}
+    payload = post(server.url, "/v1/rerank", {"query": QUERY, "documents": DOCS, **options}).json()
+    assert_same_ranking(payload, tiny_model.rerank(QUERY, DOCS, **options))
 
 
 def test_tei_rerank_body_gets_the_tei_response(server, tiny_model):

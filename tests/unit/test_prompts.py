@@ -9,6 +9,7 @@ from e2rank_integrations.prompts import (
     check_query,
     check_texts,
     fair_caps,
+    fit_prompt,
 )
 
 
@@ -100,3 +101,25 @@ def test_fair_caps(lengths, budget, expected):
 def test_fair_caps_rejects_negative_budget():
     with pytest.raises(ValueError, match="budget"):
         fair_caps([1], -1)
+
+
+def chars(texts: list[str]) -> list[list[int]]:
+    """A tokenizer of one token per character: the budget arithmetic is then easy to check."""
+    return [[ord(c) for c in text] for text in texts]
+
+
+def test_fit_prompt_cuts_the_documents_evenly_to_the_budget():
+    def build(docs: list[str]) -> str:
+        return "Q:" + "|".join(docs)
+
+    def decode(ids: list[int]) -> str:
+        return "".join(map(chr, ids))
+
+    docs = ["a" * 10, "b" * 100, "c" * 40]
+    assert fit_prompt(build, docs, 1000, chars, decode) == build(docs)  # fits: unchanged
+    fitted = fit_prompt(build, docs, 2 + 2 + 90, chars, decode)
+    assert fitted == build(["a" * 10, "b" * 40, "c" * 40]) and len(fitted) == 94
+    with pytest.raises(
+        ValueError, match=r"needs 4 tokens without its documents.*budget of 3 tokens \(max_prompt_tokens=3\)"
+    ):
+        fit_prompt(build, docs, 3, chars, decode, limits="max_prompt_tokens=3")

@@ -101,6 +101,30 @@ def add_parser(sub: Any) -> None:
     )
     add("--device", default=d["device"], help="cuda, cpu, cuda:1... (default: cuda when available, else cpu)")
     add("--cache", default=d["cache"], help="SQLite file that keeps embeddings across runs (default: none)")
+    add(
+        "--dtype",
+        default=d["dtype"],
+        help="bfloat16, float16 or float32 (default: bfloat16 on a GPU, float32 on a CPU)",
+    )
+    add("--quantize", default=d["quantize"], help="int8: dynamic int8 linear layers, faster on a CPU (default: none)")
+    add(
+        "--num-prompt-docs",
+        type=int,
+        default=d["num_prompt_docs"],
+        help="passages in the listwise prompt; the paper's is 20, slower on a CPU (default: %(default)s)",
+    )
+    add(
+        "--max-prompt-tokens",
+        type=_prompt_cap,
+        default=d["max_prompt_tokens"],
+        help="token cap of the listwise prompt, its passages cut evenly; 0: none (default: %(default)s)",
+    )
+
+
+def _prompt_cap(text: str) -> int | None:
+    """``--max-prompt-tokens``: 0 is no cap (``None``); other values are checked by MCPSettings."""
+    value = int(text)
+    return None if value == 0 else value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -56,7 +56,13 @@ class ServableModel(Protocol):
     def chat_wrap(self, content: str) -> str: ...
 
     def listwise_prompt(
-        self, query: str, documents: Sequence[str], *, instruction: str | None = None, num_prompt_docs: int = 20
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        num_prompt_docs: int = 20,
+        max_prompt_tokens: int | None = None,
     ) -> str: ...
 
     def stats(self) -> dict[str, Any]: ...
@@ -184,6 +190,7 @@ class Engine:
         num_prompt_docs: int,
         passes: int,
         doc_embeddings: npt.ArrayLike | None,
+        max_prompt_tokens: int | None = None,
         truncate: bool,
         name: str,
         into: Outcome,
@@ -207,6 +214,7 @@ class Engine:
                     [documents[i] for i in order[:num_prompt_docs]],
                     instruction=instruction,
                     num_prompt_docs=num_prompt_docs,
+                    max_prompt_tokens=max_prompt_tokens,
                 )
                 order = steps.send((await self.embed([prompt], truncate=True, name="prompt", into=into))[0])
         except StopIteration as done:

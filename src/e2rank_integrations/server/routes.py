@@ -132,6 +132,7 @@ async def rerank(
         instruction=body.instruction,
         num_prompt_docs=body.num_prompt_docs,
         passes=body.passes,
+        max_prompt_tokens=body.max_prompt_tokens,
         doc_embeddings=None if isinstance(body, TEIRerankRequest) else body.embeddings(),
         truncate=body.truncate,
         name="texts" if tei else "documents",
