@@ -353,6 +353,7 @@ def _api_key(given: str | None) -> str | None:
 def run_mcp(args: argparse.Namespace) -> int:
     """Serve search and rerank as MCP tools until the host disconnects (the logic is in ``mcp.py``)."""
     from . import mcp
+    from ._asgi import is_loopback
 
     try:
         settings = mcp.MCPSettings(
@@ -370,10 +371,19 @@ def run_mcp(args: argparse.Namespace) -> int:
             default_top_n=args.default_top_n,
             max_top_n=args.max_top_n,
             max_tokens=args.max_tokens,
+            max_k=args.max_k,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
-    return mcp.run(settings, args.transport, host=args.host, port=args.port)
+    api_key = _api_key(args.api_key)
+    if args.transport == "streamable-http" and api_key is None and not is_loopback(args.host):
+        raise CLIError(
+            f"--host {args.host} is reachable from other machines: give --api-key KEY or set E2RANK_API_KEY "
+            "(clients then send 'Authorization: Bearer KEY'), or serve on 127.0.0.1"
+        )
+    return mcp.run(
+        settings, args.transport, host=args.host, port=args.port, api_key=api_key, allowed_hosts=args.allowed_host
+    )
 
 
 # ---------------------------------------------------------------------------- train
@@ -737,6 +747,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mcp_p.add_argument("--host", default="127.0.0.1", help="streamable-http address (default: %(default)s)")
     mcp_p.add_argument("--port", type=int, default=8765, help="streamable-http port (default: %(default)s)")
+    mcp_p.add_argument(
+        "--api-key",
+        default=None,
+        help="streamable-http: require 'Authorization: Bearer KEY'; needed beyond loopback (default: $E2RANK_API_KEY; "
+        "none when unset)",
+    )
+    mcp_p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="streamable-http: a Host name clients may use besides loopback, --host and this machine's name; "
+        "repeatable (default: none)",
+    )
     access = mcp_p.add_mutually_exclusive_group()
     access.add_argument(
         "--read-only", dest="writable", action="store_false", help="refuse add_documents (default: read-only)"
@@ -755,7 +779,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-top-n", type=int, default=50, help="most results one call may ask for (default: %(default)s)"
     )
     mcp_p.add_argument(
-        "--max-tokens", type=int, default=4000, help="token budget of search's context (default: %(default)s)"
+        "--max-k", type=int, default=1000, help="most candidates one search may ask for (default: %(default)s)"
+    )
+    mcp_p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=4000,
+        help="token budget of what search and rerank hand the model (default: %(default)s)",
     )
     mcp_p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available, else cpu)")
     mcp_p.add_argument("--cache", default=None, help="SQLite file that keeps embeddings across runs (default: none)")

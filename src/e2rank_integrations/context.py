@@ -144,8 +144,8 @@ class PackedContext:
         max_tokens: The budget.
         dropped: Position in the input -> why it is not in ``text``: ``"duplicate of [n]"``,
             ``"max_per_source"`` or ``"budget"``.
-        content: What a tool hands a model: ``text``, or when nothing fits, the longest note saying so that fits
-            the budget (``""`` when none does).
+        content: What a tool hands a model: ``text``, or when nothing fits (or no passage was given), the
+            longest note saying so that fits the budget (``""`` when none does).
     """
 
     text: str
@@ -423,10 +423,11 @@ class _Plan:
         )
 
     def _note(self) -> str:
-        """The longest note saying that nothing fits which itself fits the budget; ``""`` when none does."""
+        """The longest note saying that nothing fits (or was found) that fits the budget; ``""`` when none does."""
         if not self.docs:
-            return ""
-        notes = (f"The passages found do not fit in the {self.max_tokens}-token budget.", "Nothing fits.")
+            notes: tuple[str, ...] = ("No passages found.",)
+        else:
+            notes = (f"The passages found do not fit in the {self.max_tokens}-token budget.", "Nothing fits.")
         return next((note for note in notes if self.count(note) <= self.max_tokens), "")
 
     def _duplicate_of(

@@ -180,7 +180,8 @@ def test_cite_numbers_every_passage_as_pack_context_does():
 
 def test_no_documents():
     packed = pack_context("q", [], max_tokens=10)
-    assert packed.text == "" and packed.items == [] and packed.tokens == 0
+    assert packed.text == "" and packed.items == [] and packed.tokens == 0 and packed.content == ""
+    assert pack_context("q", [], max_tokens=20).content == "No passages found."
 
 
 @pytest.mark.parametrize(
