@@ -318,6 +318,22 @@ def test_http_beyond_loopback_without_a_key_does_not_start(capsys, monkeypatch):
         run(MCPSettings(chroma_dir="."), "streamable-http", host="0.0.0.0")
 
 
+@pytest.mark.filterwarnings("ignore:`langchain.mcp` is in beta")
+async def test_langchain_mcp_adapter_reads_the_context_and_gets_the_rest_as_artifact(http_server, tiny_model):
+    pytest.importorskip("fastmcp")
+    from fastmcp.client.transports import StreamableHttpTransport
+    from langchain.mcp import MCPAdapter
+
+    async with MCPAdapter(StreamableHttpTransport(http_server, headers=AUTH)) as adapter:  # one session, held open
+        tools = {tool.name: tool for tool in await adapter.list_tools()}
+        assert set(tools) == READ_ONLY_TOOLS
+        call = {"name": "search", "args": {"query": QUERY, "top_n": MAX_TOP_N}, "id": "call-1", "type": "tool_call"}
+        message = await tools["search"].ainvoke(call)
+    text = "".join(block["text"] for block in message.content)  # what the agent's model reads
+    assert text.startswith("[1] (") and tiny_model.count_tokens([text])[0] <= MAX_TOKENS
+    assert len(message.artifact["structured_content"]["results"]) == MAX_TOP_N
+
+
 async def test_llama_index_mcp_client_loads_and_calls_the_tools(http_server):
     mcp_tools = pytest.importorskip("llama_index.tools.mcp")
     spec = mcp_tools.McpToolSpec(mcp_tools.BasicMCPClient(http_server, headers=AUTH))
