@@ -1,7 +1,7 @@
 """``e2rank mcp``: E2Rank search over a Chroma collection, and listwise reranking, as Model Context Protocol tools.
 
 Any MCP host (a desktop assistant, an IDE agent, an agent framework's MCP client) launches ``e2rank mcp`` and gets
-four tools, built on the official MCP Python SDK (its ``MCPServer``, the former ``FastMCP``): their JSON schemas come
+tools, built on the official MCP Python SDK (its ``MCPServer``, the former ``FastMCP``): their JSON schemas come
 from the typed signatures below, their results are structured, and bad input is a tool error (``isError``) whose
 text says what to change.
 
@@ -247,7 +247,7 @@ class _Ready:
 
 
 class E2RankTools:
-    """The logic of the four tools over one Chroma collection and one model, loaded in a background thread.
+    """The logic of the tools over one Chroma collection and one model, loaded in a background thread.
 
     Every tool method raises ``ToolError`` (the SDK's ``isError`` result) with a message that says what to change.
 
