@@ -313,8 +313,8 @@ def test_http_beyond_loopback_without_a_key_does_not_start(capsys, monkeypatch):
 
     monkeypatch.delenv("E2RANK_API_KEY", raising=False)
     assert main(["mcp", "--chroma-dir", ".", "--transport", "streamable-http", "--host", "0.0.0.0"]) == 1
-    assert "--host 0.0.0.0 is reachable from other machines: give --api-key" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="Give api_key"):
+    assert "--host 0.0.0.0 is reachable from other machines and no --api-key is set" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Give `api_key`"):
         run(MCPSettings(chroma_dir="."), "streamable-http", host="0.0.0.0")
 
 
@@ -452,7 +452,7 @@ def test_parser_defaults_are_the_documented_ones():
     args = build_parser().parse_args(["mcp", "--chroma-dir", "db"])
     assert (args.transport, args.host, args.port, args.writable) == ("stdio", "127.0.0.1", 8765, False)
     assert (args.default_k, args.default_top_n, args.max_top_n, args.max_tokens) == (50, 5, 50, 4000)
-    assert (args.max_k, args.api_key, args.allowed_host) == (1000, None, [])
+    assert (args.max_k, args.api_key, args.allowed_hosts) == (1000, None, [])
     assert build_parser().parse_args(["mcp", "--chroma-dir", "db", "--writable"]).writable is True
     with pytest.raises(SystemExit):
         build_parser().parse_args(["mcp", "--chroma-dir", "db", "--model", "m", "--server-url", "http://x"])
