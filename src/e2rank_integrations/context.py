@@ -9,7 +9,7 @@ Example:
     >>> packed = pack_context(
     ...     "capital of France?",
     ...     ["Paris is the capital of France.", "Paris is the capital of France.", "Lyon is a large city."],
-    ...     max_tokens=50,
+    ...     max_tokens=100,
     ...     sources=["a.md", "b.md", "c.md"],
     ... )
     >>> print(packed.text)
@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .errors import E2RankTypeError
 from .prompts import check_query, check_texts
 from .scoring import as_embeddings, check_positive_int, normalize
 from .types import Embeddings, call_async, check_backend, check_sync_backend
@@ -54,28 +54,26 @@ SEPARATOR = "\n\n"
 
 TokenCounter = Callable[[str], int]
 
-# One piece per CJK character (about a token each), per run of word characters, per other symbol.
-_PIECES = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|\w+|[^\w\s]")
+# A line of a passage that starts like a citation marker ("[2]"): rewritten so that it cannot pass for one.
+_MARKER_AT_LINE_START = re.compile(r"^([ \t]*)\[(\d+)\]", re.MULTILINE)
+_BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 
 
 def estimate_tokens(text: str) -> int:
-    """A tokenizer-free token count: 1.3 per word, 1 per CJK character and per punctuation mark, rounded up.
+    """A tokenizer-free upper bound on tokens: the text's UTF-8 bytes.
 
-    BPE tokenizers such as Qwen3's spend about 1.3 tokens on an English word; the estimate leans high, so a budget
-    it allows usually holds for a real tokenizer too. Pass ``count_tokens`` to :func:`pack_context` where the
-    budget must hold exactly.
+    A byte-level BPE tokenizer (Qwen3's, GPT's) starts from one token per byte and only merges, so no text has
+    more tokens than bytes, whatever it holds (numbers, URLs, base64, emoji, CJK). A budget counted this way
+    always holds for such a tokenizer, at the price of using it poorly: English prose runs about 4 bytes per
+    token. Pass ``count_tokens`` (or a backend with a tokenizer) to :func:`pack_context` for a tight fit.
 
     Example:
         >>> estimate_tokens("Paris is the capital of France.")
-        9
+        31
+        >>> estimate_tokens("北京")  # 3 bytes per character
+        6
     """
-    words = symbols = 0
-    for piece in _PIECES.findall(text):
-        if len(piece) > 1 or (piece.isascii() and (piece.isalnum() or piece == "_")):
-            words += 1
-        else:
-            symbols += 1  # a CJK character or a punctuation mark
-    return math.ceil(1.3 * words) + symbols
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def cite(passages: Sequence[str], *, sources: Sequence[str | None] | None = None) -> str:
@@ -98,8 +96,15 @@ def cite(passages: Sequence[str], *, sources: Sequence[str | None] | None = None
 
 
 def _block(citation: int, source: str | None, passage: str) -> str:
-    """One cited passage: ``[citation] (source) passage``."""
-    return f"[{citation}] ({source}) {passage}" if source is not None else f"[{citation}] {passage}"
+    """One cited passage: ``[citation] (source) passage``, where nothing in the passage can pass for a citation.
+
+    Blank lines inside the passage become single line breaks (a blank line separates passages), and a line that
+    starts with ``[n]`` starts with ``(n)`` instead; a source is kept on one line.
+    """
+    passage = _MARKER_AT_LINE_START.sub(r"\1(\2)", _BLANK_LINES.sub("\n", passage))
+    if source is None:
+        return f"[{citation}] {passage}"
+    return f"[{citation}] ({' '.join(source.split())}) {passage}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +115,8 @@ class ContextItem:
         citation: Its number in the text, ``[citation]``, from 1.
         index: Its position in the ``documents`` passed to :func:`pack_context`.
         id: The id given for it (``ids=``), else ``None``.
-        text: The passage as it appears in the context (cut and marked with :data:`CUT_MARK` when ``truncated``).
+        text: The passage, cut and marked with :data:`CUT_MARK` when ``truncated`` (in ``PackedContext.text``,
+            blank lines inside it are single line breaks and a line starting ``[n]`` starts ``(n)``).
         tokens: Tokens of its block in the context, citation marker included.
         score: Its score (``scores=``), else ``None``.
         source: Its source (``sources=``), else ``None``.
@@ -138,6 +144,8 @@ class PackedContext:
         max_tokens: The budget.
         dropped: Position in the input -> why it is not in ``text``: ``"duplicate of [n]"``,
             ``"max_per_source"`` or ``"budget"``.
+        content: What a tool hands a model: ``text``, or when nothing fits (or no passage was given), the
+            longest note saying so that fits the budget (``""`` when none does).
     """
 
     text: str
@@ -145,6 +153,7 @@ class PackedContext:
     tokens: int
     max_tokens: int
     dropped: dict[int, str]
+    content: str = ""
 
     def __str__(self) -> str:
         return self.text
@@ -169,8 +178,9 @@ def pack_context(
 
     Candidates are taken best first, as given (already ranked, e.g. by a rerank). Each is skipped when its
     vector's cosine to a passage already kept is at least ``dedup_threshold``, or when its source already has
-    ``max_per_source`` passages. The first passage that does not fit what is left of the budget is cut at a word
-    boundary, marked with :data:`CUT_MARK`, and packing stops there. The budget counts the whole ``text``:
+    ``max_per_source`` passages. The first passage that does not fit what is left of the budget is cut (at a
+    word boundary, or inside a word for text without spaces: CJK, URLs, base64) and marked with
+    :data:`CUT_MARK`; later passages still go in whole where they fit. The budget counts the whole ``text``:
     citation markers, sources and separators included.
 
     Vectors come from ``doc_embeddings``, else from ``backend.embed_documents``, which answers from its cache when
@@ -187,6 +197,10 @@ def pack_context(
         doc_embeddings: The candidates' stored vectors, one row each.
         count_tokens: ``text -> tokens``; default: the backend's tokenizer, else :func:`estimate_tokens`.
         dedup_threshold: Cosine at or above which a candidate duplicates a kept passage; ``None`` keeps all.
+            The cosine is the model's, so what a value means depends on the model: how close distinct passages
+            sit varies from one model to another (a random-weight test checkpoint puts unrelated passages near
+            0.9, where 0.95 drops distinct ones). Look at the cosines of known-distinct passages of your corpus
+            before lowering it, or pass ``None``.
         max_per_source: Most passages from one source (needs ``sources``).
         diversity: 0 keeps the given order. Above 0, passages are picked by maximal marginal relevance,
             ``(1 - diversity) * relevance - diversity * (max cosine to the passages kept)``: more ground covered per
@@ -202,6 +216,7 @@ def pack_context(
     Raises:
         ValueError: ``max_tokens`` < 1, ``diversity`` outside 0..1, ``sources``/``ids``/``scores`` or
             ``doc_embeddings`` not one per document, ``max_per_source`` without ``sources``.
+        TypeError: A source that is not a string or ``None`` (``E2RankTypeError``, naming it).
     """
     plan = _Plan(
         query,
@@ -322,6 +337,9 @@ class _Plan:
         self.max_per_source = max_per_source
         self.diversity = float(diversity)
         self.sources = _aligned(sources, n, "sources")
+        for i, source in enumerate(self.sources):
+            if source is not None and not isinstance(source, str):
+                raise E2RankTypeError(f"sources[{i}] must be a string or None, got {type(source).__name__}")
         self.ids = _aligned(ids, n, "ids")
         self.scores = _aligned(scores, n, "scores")
         if scores is not None and not all(isinstance(s, (int, float, np.number)) for s in self.scores):
@@ -374,11 +392,11 @@ class _Plan:
             candidate = self._join(text, citation, source, passage)
             tokens = self.count(candidate)
             if tokens > self.max_tokens:
-                cut = self._cut(text, citation, source, passage)
+                # One passage is cut to fill the budget; after it, later ones go in only whole (no fragments).
+                cut = None if any(item.truncated for item in items) else self._cut(text, citation, source, passage)
                 if cut is None:
-                    dropped[i] = "budget"
-                    dropped.update(dict.fromkeys(remaining, "budget"))
-                    break
+                    dropped[i] = "budget"  # a later, shorter passage may still fit
+                    continue
                 passage, candidate, tokens, truncated = (*cut, True)
             score = self.scores[i]
             items.append(
@@ -399,10 +417,18 @@ class _Plan:
                 np.maximum(similarity, vectors @ vectors[i], out=similarity)
             else:
                 kept_keys.setdefault(" ".join(self.docs[i].split()), citation)
-            if truncated:
-                dropped.update(dict.fromkeys(remaining, "budget"))
-                break
-        return PackedContext(text=text, items=items, tokens=used, max_tokens=self.max_tokens, dropped=dropped)
+        content = text or self._note()
+        return PackedContext(
+            text=text, items=items, tokens=used, max_tokens=self.max_tokens, dropped=dropped, content=content
+        )
+
+    def _note(self) -> str:
+        """The longest note saying that nothing fits (or was found) that fits the budget; ``""`` when none does."""
+        if not self.docs:
+            notes: tuple[str, ...] = ("No passages found.",)
+        else:
+            notes = (f"The passages found do not fit in the {self.max_tokens}-token budget.", "Nothing fits.")
+        return next((note for note in notes if self.count(note) <= self.max_tokens), "")
 
     def _duplicate_of(
         self,
@@ -428,10 +454,21 @@ class _Plan:
         return f"{text}{SEPARATOR}{block}" if text else block
 
     def _cut(self, text: str, citation: int, source: str | None, passage: str) -> tuple[str, str, int] | None:
-        """The longest word prefix of ``passage`` that fits, marked as cut: (passage, new text, its tokens)."""
+        """The longest prefix of ``passage`` that fits, marked as cut: (passage, new text, its tokens).
+
+        Cut after a word where one fits, else inside the first word (text without spaces: CJK, URLs, base64).
+        """
         ends = [m.end() for m in re.finditer(r"\S+", passage)]
+        return self._longest(text, citation, source, passage, ends) or self._longest(
+            text, citation, source, passage, list(range(1, ends[0] if ends else 0))
+        )
+
+    def _longest(
+        self, text: str, citation: int, source: str | None, passage: str, ends: list[int]
+    ) -> tuple[str, str, int] | None:
+        """The longest ``passage[:end] + CUT_MARK`` over ``ends`` (ascending) that fits; binary search."""
         best = None
-        low, high = 1, len(ends)  # binary search on the number of words kept
+        low, high = 1, len(ends)
         while low <= high:
             middle = (low + high) // 2
             cut = passage[: ends[middle - 1]] + CUT_MARK

@@ -579,8 +579,7 @@ def _pack_arguments(
 
 def _packed_output(packed: PackedContext, docs: list[Document]) -> tuple[str, list[Document]]:
     """The tool's content and artifact: the packed text, and the Documents it cites in citation order."""
-    text = packed.text or f"The passages found do not fit in the {packed.max_tokens}-token budget."
-    return text, [docs[item.index] for item in packed.items]
+    return packed.content, [docs[item.index] for item in packed.items]
 
 
 def _argument_error(error: ValidationError) -> str:

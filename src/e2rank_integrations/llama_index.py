@@ -437,7 +437,7 @@ class _E2RankRetrieverTool(RetrieverTool):
 
     def _output(self, query: str, nodes: list[NodeWithScore], packed: PackedContext | None) -> ToolOutput:
         if packed is not None:
-            content = packed.text or f"The passages found do not fit in the {packed.max_tokens}-token budget."
+            content = packed.content
             cited = [nodes[item.index] for item in packed.items]
         else:
             content = cite(_llm_texts(nodes), sources=self._sources(nodes)) if nodes else _NO_RESULTS

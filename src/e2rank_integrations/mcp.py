@@ -1,7 +1,7 @@
 """``e2rank mcp``: E2Rank search over a Chroma collection, and listwise reranking, as Model Context Protocol tools.
 
 Any MCP host (a desktop assistant, an IDE agent, an agent framework's MCP client) launches ``e2rank mcp`` and gets
-four tools, built on the official MCP Python SDK (its ``MCPServer``, the former ``FastMCP``): their JSON schemas come
+tools, built on the official MCP Python SDK (its ``MCPServer``, the former ``FastMCP``): their JSON schemas come
 from the typed signatures below, their results are structured, and bad input is a tool error (``isError``) whose
 text says what to change.
 
@@ -9,12 +9,18 @@ text says what to change.
   the rerank embeds one text, the listwise prompt; plus a packed, cited context within ``max_tokens``
   (:func:`~e2rank_integrations.context.pack_context`).
 - ``rerank``: a listwise rerank of passages the caller sends.
-- ``add_documents``: embeds and adds passages; only on a server started writable.
+- ``add_documents``: embeds and adds passages; listed only on a server started writable.
 - ``collection_info``: the collection, the model, the limits, and the model's counters.
 
-The model is loaded in a background thread once the transport is up, so a host's handshake never waits for it;
-until it is ready every tool answers a "still loading" error. Logs go to stderr: on the stdio transport stdout
-carries the protocol (the SDK points file descriptor 1 at stderr while it serves).
+What the host's model reads of ``search`` and ``rerank`` (the text content) is the cited context alone, within
+``max_tokens`` counted with the model's tokenizer (an upper bound without one); ids, scores, metadata and full
+texts travel as structured content, for the application. Unknown arguments and bad values are refused with a
+message that names them.
+
+The model starts loading in a background thread when the process starts, so a host's handshake never waits for
+it; until it is ready every tool answers a "still loading" error. Logs go to stderr, the HTTP access log too: on
+the stdio transport stdout carries the protocol (the SDK points file descriptor 1 at stderr while it serves).
+Over HTTP beyond loopback a bearer key is required, and the SDK's Host/Origin checks stay on.
 
 Example:
     >>> from e2rank_integrations.mcp import MCPSettings, create_server  # doctest: +SKIP
@@ -24,28 +30,34 @@ Example:
 
 # No `from __future__ import annotations`: the SDK reads the tools' annotations, which hold this server's limits.
 import logging
+import socket
+import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
 
+from . import __version__
 from ._optional import require
 from .context import pack_context
-from .errors import E2RankError
+from .errors import E2RankError, E2RankValueError
 from .prompts import check_query, check_texts
 from .settings import MCPSettings
 
 require("mcp", extra="mcp")
 
-from mcp.server.mcpserver import MCPServer  # noqa: E402
-from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
-from mcp.types import ToolAnnotations  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+from mcp.server.mcpserver import Context, MCPServer  # noqa: E402
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError  # noqa: E402
+from mcp.server.transport_security import TransportSecuritySettings  # noqa: E402
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, ValidationError  # noqa: E402
+
+from ._asgi import AuthMiddleware, is_loopback  # noqa: E402  (starlette: it comes with mcp)
 
 __all__ = [
     "AddResult",
@@ -56,6 +68,7 @@ __all__ = [
     "RerankResult",
     "SearchHit",
     "SearchResult",
+    "create_http_app",
     "create_server",
     "run",
 ]
@@ -87,8 +100,11 @@ class SearchResult(_Output):
     """What ``search`` returns."""
 
     results: list[SearchHit] = Field(description="The best passages, best first.")
-    context: str = Field(description="The results as numbered, cited passages within the token budget.")
-    context_tokens: int = Field(description="Tokens of `context`.")
+    context: str = Field(
+        description="What the model reads (the tool's text content): the results as numbered, cited passages "
+        "within the token budget, or a short note when none fits."
+    )
+    context_tokens: int = Field(description="Tokens of the cited passages in `context`.")
     k: int = Field(description="How many nearest candidates were asked of the first stage and reranked.")
     collection: str = Field(description="The collection searched.")
 
@@ -105,6 +121,10 @@ class RerankResult(_Output):
     """What ``rerank`` returns."""
 
     results: list[RerankHit] = Field(description="The best passages, best first.")
+    context: str = Field(
+        description="What the model reads (the tool's text content): the passages, best first, numbered and "
+        "labelled documents[i] by their index, within the token budget."
+    )
 
 
 class AddResult(_Output):
@@ -126,7 +146,8 @@ class CollectionInfo(_Output):
     default_k: int = Field(description="Candidates a search retrieves by default.")
     default_top_n: int = Field(description="Results a search returns by default.")
     max_top_n: int = Field(description="The most results one call may ask for.")
-    max_tokens: int = Field(description="The token budget of a search's context.")
+    max_k: int = Field(description="The most candidates one search may ask for.")
+    max_tokens: int = Field(description="The token budget of what search and rerank hand the model.")
     stats: dict[str, Any] = Field(
         description="The model's counters: texts_embedded (forward-pass inputs), cache_hits, batches..."
     )
@@ -148,7 +169,7 @@ class _Ready:
 
 
 class E2RankTools:
-    """The logic of the four tools over one Chroma collection and one model, loaded in a background thread.
+    """The logic of the tools over one Chroma collection and one model, loaded in a background thread.
 
     Every tool method raises ``ToolError`` (the SDK's ``isError`` result) with a message that says what to change.
 
@@ -344,6 +365,8 @@ class E2RankTools:
         with _bad_input():
             query = check_query(query)
         top_n = self._top_n(top_n)
+        if k is not None and k > self.settings.max_k:
+            raise ToolError(f"k={k} is over this server's limit of {self.settings.max_k}: ask for fewer candidates")
         k = max(self.settings.default_k if k is None else k, top_n)  # fewer candidates than results cannot be
         self._require_collection(ready)
         try:
@@ -381,7 +404,7 @@ class E2RankTools:
                 )
                 for i, hit in enumerate(hits)
             ],
-            context=packed.text,
+            context=packed.content,
             context_tokens=packed.tokens,
             k=k,
             collection=ready.name,
@@ -403,7 +426,18 @@ class E2RankTools:
                 num_prompt_docs=self.settings.num_prompt_docs,
                 max_prompt_tokens=self.settings.max_prompt_tokens,
             )
-        return RerankResult(results=[RerankHit(index=r.index, score=r.score, text=documents[r.index]) for r in ranked])
+        packed = pack_context(
+            query,
+            [documents[r.index] for r in ranked],
+            max_tokens=self.settings.max_tokens,
+            backend=ready.function.backend,  # its tokenizer counts; no vectors are asked for (no dedup)
+            dedup_threshold=None,  # the caller chose these passages: keep every one that fits
+            sources=[f"documents[{r.index}]" for r in ranked],
+        )
+        return RerankResult(
+            results=[RerankHit(index=r.index, score=r.score, text=documents[r.index]) for r in ranked],
+            context=packed.content,
+        )
 
     def add_documents(
         self,
@@ -458,6 +492,7 @@ class E2RankTools:
             default_k=settings.default_k,
             default_top_n=settings.default_top_n,
             max_top_n=settings.max_top_n,
+            max_k=settings.max_k,
             max_tokens=settings.max_tokens,
             stats=ready.function.backend.stats(),
         )
@@ -483,9 +518,77 @@ def _bad_input() -> Iterator[None]:
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
+# How a bad argument is described to the model, by pydantic error type (its own text and URL are not shown).
+_PROBLEMS = {
+    "missing": "is required",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+}
+
+
+class _E2RankServer(MCPServer[Any]):
+    """``MCPServer`` that refuses unknown tools and arguments and says what is wrong in its own words.
+
+    The SDK drops arguments a tool does not take without a word, and answers a bad value with pydantic's text.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        schemas = {tool.name: tool.input_schema for tool in await self.list_tools()}
+        if name not in schemas:
+            hint = " (add_documents is offered only by a server started writable)" if name == "add_documents" else ""
+            raise ToolError(f"there is no tool {name!r}{hint}; the tools are: {', '.join(sorted(schemas))}")
+        known = list(schemas[name].get("properties", {}))
+        unknown = [key for key in arguments if key not in known]
+        if unknown:
+            raise ToolError(
+                f"{name} takes no argument {', '.join(map(repr, unknown))}; its arguments are: "
+                f"{', '.join(known) or 'none'}. Call it again without the others."
+            )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__, ValidationError):
+                raise
+            raise ToolError(_argument_problems(name, exc.__cause__)) from None
+
+
+def _argument_problems(name: str, error: ValidationError) -> str:
+    """``top_n must be at least 1 (got 0)``... for each bad argument, and what to do."""
+    problems = []
+    for e in error.errors(include_url=False):
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in e["loc"]).lstrip(".")
+        limits = e.get("ctx") or {}
+        if e["type"] == "greater_than_equal":
+            what = f"must be at least {limits['ge']}"
+        elif e["type"] == "less_than_equal":
+            what = f"must be at most {limits['le']}"
+        else:
+            what = _PROBLEMS.get(e["type"], "has a value of the wrong kind")
+        given = "" if e["type"] == "missing" else f" (got {_short(e['input'])})"
+        problems.append(f"{where or 'the arguments'} {what}{given}")
+    return f"invalid arguments, nothing was done: {'; '.join(problems)}. Call {name} again with valid arguments."
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _answer(result: SearchResult | RerankResult) -> CallToolResult:
+    """The model reads ``context`` alone (the text content); the whole result is structured content."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=result.context)], structured_content=result.model_dump(mode="json")
+    )
+
 
 def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServer[Any]:
-    """The MCP server exposing ``tools``: ``search``, ``rerank``, ``add_documents``, ``collection_info``.
+    """The MCP server of ``tools``: ``search``, ``rerank``, ``collection_info`` (and ``add_documents`` if writable).
 
     Args:
         tools: The tools' logic.
@@ -501,8 +604,9 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
             tools.start()
         yield
 
-    server: MCPServer[Any] = MCPServer(
+    server = _E2RankServer(
         "e2rank",
+        version=__version__,
         instructions=(
             f"E2Rank search over {collection}: call `search` with a question to get the most relevant passages, "
             "reranked, with a cited context to quote from. `rerank` orders passages you already have."
@@ -514,9 +618,9 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
         annotations=_READ_ONLY,
         description=(
             f"Search {collection} for passages relevant to `query`. Retrieves the `k` nearest passages by "
-            "embedding, reranks them with the E2Rank model and returns the best `top_n` with their ids, scores "
-            "and metadata, plus `context`: the same passages numbered [1], [2]... to quote and cite, within the "
-            "server's token budget."
+            "embedding, reranks them with the E2Rank model and returns the best `top_n`, numbered [1], [2]... "
+            f"with their source, to quote and cite, within {settings.max_tokens} tokens. Ids, scores and "
+            "metadata are in the structured result."
         ),
     )
     def search(
@@ -525,6 +629,7 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
             int | None,
             Field(
                 ge=1,
+                le=settings.max_top_n,
                 description=f"How many results to return (default {settings.default_top_n}, "
                 f"at most {settings.max_top_n}).",
             ),
@@ -533,16 +638,17 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
             int | None,
             Field(
                 ge=1,
-                description=f"How many nearest candidates to rerank (default {settings.default_k}); "
-                "more finds more, slower.",
+                le=settings.max_k,
+                description=f"How many nearest candidates to rerank (default {settings.default_k}, at most "
+                f"{settings.max_k}); more finds more, slower.",
             ),
         ] = None,
         where: Annotated[
             dict[str, Any] | None,
             Field(description='Optional Chroma metadata filter, e.g. {"topic": "news"} or {"year": {"$gte": 2020}}.'),
         ] = None,
-    ) -> SearchResult:
-        return tools.search(query, top_n, k, where)
+    ) -> Annotated[CallToolResult, SearchResult]:
+        return _answer(tools.search(query, top_n, k, where))
 
     @server.tool(annotations=_READ_ONLY)
     def rerank(
@@ -552,30 +658,36 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
             int | None,
             Field(
                 ge=1,
+                le=settings.max_top_n,
                 description=f"How many to return (default {settings.default_top_n}, at most {settings.max_top_n}).",
             ),
         ] = None,
-    ) -> RerankResult:
+    ) -> Annotated[CallToolResult, RerankResult]:
         """Order passages you already have by relevance to `query` (E2Rank listwise reranking).
 
-        Returns the best `top_n`, best first, each with its index in `documents`, its score and its text.
+        Returns the best `top_n`, best first, numbered and labelled documents[i] by their index in `documents`
+        (cut to the server's token budget); indexes and scores are in the structured result.
         """
-        return tools.rerank(query, documents, top_n)
+        return _answer(tools.rerank(query, documents, top_n))
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False))
-    def add_documents(
-        documents: Annotated[list[str], Field(description="The passages to add, as plain strings.")],
-        ids: Annotated[list[str] | None, Field(description="One unique id per passage (default: generated).")] = None,
-        metadatas: Annotated[
-            list[dict[str, Any] | None] | None,
-            Field(
-                description="One metadata object per passage (string, number or boolean values), e.g. "
-                '{"source": "notes.md"}.'
-            ),
-        ] = None,
-    ) -> AddResult:
-        """Add passages to the collection so that `search` finds them (only on a server started with --writable)."""
-        return tools.add_documents(documents, ids, metadatas)
+    if settings.writable:  # a read-only server does not offer it at all
+
+        @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False))
+        def add_documents(
+            documents: Annotated[list[str], Field(description="The passages to add, as plain strings.")],
+            ids: Annotated[
+                list[str] | None, Field(description="One unique id per passage (default: generated).")
+            ] = None,
+            metadatas: Annotated[
+                list[dict[str, Any] | None] | None,
+                Field(
+                    description="One metadata object per passage (string, number or boolean values), e.g. "
+                    '{"source": "notes.md"}.'
+                ),
+            ] = None,
+        ) -> AddResult:
+            """Add passages to the collection so that `search` finds them."""
+            return tools.add_documents(documents, ids, metadatas)
 
     @server.tool(annotations=_READ_ONLY)
     def collection_info() -> CollectionInfo:
@@ -585,21 +697,90 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
     return server
 
 
-def run(settings: MCPSettings, transport: Transport = "stdio", *, host: str = "127.0.0.1", port: int = 8765) -> int:
+def create_http_app(
+    server: MCPServer[Any],
+    *,
+    host: str = "127.0.0.1",
+    api_key: str | None = None,
+    allowed_hosts: Sequence[str] = (),
+) -> Any:
+    """The streamable-HTTP ASGI app of ``server``, at ``/mcp``.
+
+    The SDK's Host/Origin checks (against DNS rebinding) stay on whatever ``host`` is: the names accepted are
+    loopback's, ``host`` itself, this machine's name and ``allowed_hosts``. With ``api_key`` every request needs
+    ``Authorization: Bearer <api_key>`` (``e2rank serve``'s own middleware).
+
+    Args:
+        server: The MCP server (:func:`create_server`).
+        host: The address served on.
+        api_key: The bearer key clients must send; ``None``: none.
+        allowed_hosts: More names clients may reach the server by (``Host`` header, with or without a port).
+    """
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    if not is_loopback(host):
+        wildcard = host in ("0.0.0.0", "::", "")
+        names += [*([] if wildcard else [f"[{host}]" if ":" in host else host]), socket.gethostname(), socket.getfqdn()]
+    names = list(dict.fromkeys([*names, *allowed_hosts]))
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[pattern for name in names for pattern in (name, f"{name}:*")],
+        allowed_origins=[
+            f"{scheme}://{name}{port}" for name in names for scheme in ("http", "https") for port in ("", ":*")
+        ],
+    )
+    app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host)
+    return app if api_key is None else AuthMiddleware(app, api_key=api_key, open_paths=())
+
+
+def run(
+    settings: MCPSettings,
+    transport: Transport = "stdio",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    api_key: str | None = None,
+    allowed_hosts: Sequence[str] = (),
+) -> int:
     """Serve ``settings`` over ``transport`` until the host disconnects (stdio) or SIGINT (HTTP); returns 0.
 
+    The model starts loading at once: over HTTP before the port opens, over stdio as soon as the SDK holds
+    stdout for the protocol (so nothing printed while loading can corrupt it). Every log line goes to stderr.
+
+    Args:
+        settings: What to serve.
+        transport: ``stdio`` (a host launches the server) or ``streamable-http``.
+        host: The HTTP address; one beyond loopback needs ``api_key``.
+        port: The HTTP port.
+        api_key: The bearer key HTTP clients must send (see :func:`create_http_app`).
+        allowed_hosts: More names HTTP clients may reach the server by.
+
     Raises:
+        E2RankValueError: HTTP beyond loopback without ``api_key``, or an empty ``api_key``.
         ImportError: An extra the settings need is not installed.
     """
+    if api_key is not None and not api_key.strip():
+        raise E2RankValueError("`api_key` is empty: give the key clients must send, or None for none")
+    if transport == "streamable-http" and api_key is None and not is_loopback(host):
+        raise E2RankValueError(
+            f"`host` {host} is reachable from other machines and no `api_key` is set: anyone there could use the "
+            "tools. Give `api_key` (clients then send 'Authorization: Bearer <key>'), or serve on 127.0.0.1"
+        )
     settings.check_installed()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     tools = E2RankTools(settings)
     server = create_server(tools)
+    # force: one plain line per record on stderr, in place of the handler the SDK set up (rich, when installed).
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True
+    )
     if transport == "stdio":
         logger.info("e2rank mcp: serving over stdio; the model loads in the background")
         server.run("stdio")
-    else:
-        tools.start()  # the first client should not wait for it
-        logger.info("e2rank mcp: serving on http://%s:%d/mcp; the model loads in the background", host, port)
-        server.run("streamable-http", host=host, port=port)
+        return 0
+    import uvicorn
+
+    tools.start()  # before the port opens: the first client should not wait for it
+    app = create_http_app(server, host=host, api_key=api_key, allowed_hosts=allowed_hosts)
+    logger.info("e2rank mcp: serving on http://%s:%d/mcp; the model loads in the background", host, port)
+    # log_config=None: uvicorn's loggers, the access log included, go to the root logger's handler on stderr.
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None)).run()
     return 0

@@ -112,7 +112,8 @@ class MCPSettings:
         default_k: Candidates ``search`` retrieves when the caller gives no ``k``.
         default_top_n: Results ``search`` returns when the caller gives no ``top_n`` (also ``rerank``'s default).
         max_top_n: The most results one call may ask for.
-        max_tokens: The token budget of ``search``'s packed context.
+        max_tokens: The token budget of what the host's model reads of ``search`` and ``rerank``.
+        max_k: The most candidates one ``search`` may ask for.
         dtype: A local model's dtype (``bfloat16``, ``float16``, ``float32``; default bfloat16 on GPU, float32 on CPU).
         quantize: ``int8``: a local model's linear layers in dynamic int8 on CPU (faster, slightly less exact).
         num_prompt_docs: Leading candidates in the listwise prompt of ``search`` and ``rerank``; default the agent
@@ -139,6 +140,7 @@ class MCPSettings:
     quantize: str | None = None
     num_prompt_docs: int = AGENT_NUM_PROMPT_DOCS
     max_prompt_tokens: int | None = AGENT_MAX_PROMPT_TOKENS
+    max_k: int = 1000
 
     def __post_init__(self) -> None:
         if (self.chroma_dir is None) == (self.chroma_host is None):
@@ -153,7 +155,7 @@ class MCPSettings:
             raise E2RankValueError(f"`quantize` must be int8 (or unset), got {self.quantize!r}")
         if self.dtype not in (None, "bfloat16", "float16", "float32"):
             raise E2RankValueError(f"`dtype` must be bfloat16, float16 or float32, got {self.dtype!r}")
-        positive = ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens", "num_prompt_docs")
+        positive = ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens", "num_prompt_docs", "max_k")
         for name in (*positive, *(("max_prompt_tokens",) if self.max_prompt_tokens is not None else ())):
             try:
                 check_positive_int(getattr(self, name), name)
@@ -161,6 +163,8 @@ class MCPSettings:
                 raise E2RankValueError(f"`{name}` must be a positive integer") from exc
         if self.default_top_n > self.max_top_n:
             raise E2RankValueError(f"`default_top_n` ({self.default_top_n}) is over `max_top_n` ({self.max_top_n})")
+        if self.default_k > self.max_k:
+            raise E2RankValueError(f"`default_k` ({self.default_k}) is over `max_k` ({self.max_k})")
         if self.chroma_dir is not None and not os.path.isdir(self.chroma_dir):
             # Never create it: a mistyped path would serve an empty database without a word.
             raise E2RankValueError(

@@ -368,6 +368,15 @@ def test_tool_packs_to_the_budget_without_embedding(fresh_model):
     assert 0 < len(message.artifact) < 5  # the budget left some out
 
 
+def test_tool_content_fits_the_budget_in_the_model_tokens_whatever_top_n(store):
+    backend = store.embeddings.backend
+    tool = create_e2rank_tool(E2RankRetriever(vectorstore=store, backend=backend, top_n=20), max_tokens=100)
+    for top_n in (2, 5, 10, 20):
+        message = tool.invoke(tool_call({"query": QUERY, "top_n": top_n}))
+        assert backend.count_tokens([message.content])[0] <= 100, top_n  # what the model reads
+        assert message.artifact and all(d.id and d.metadata for d in message.artifact)  # ids, metadata: artifact
+
+
 def test_tool_drops_near_duplicates(tiny_model):
     # Real, distinct passages (the tiny model puts them below 0.95 cosine of each other), and a copy of one.
     passages = [

@@ -183,6 +183,13 @@ def test_tool_packs_to_the_budget_without_embedding(tiny_path):
     assert asyncio.run(e2rank_retriever_tool(index, model, max_tokens=120).acall(input=QUERY)).content == packed.text
 
 
+def test_tool_content_fits_the_budget_in_the_model_tokens_whatever_top_n(index, model):
+    for top_n in (2, 10, 20):
+        output = e2rank_retriever_tool(index, model, k=20, top_n=top_n, max_tokens=100).call(input=QUERY)
+        assert model.count_tokens([output.content])[0] <= 100, top_n  # what the model reads
+        assert output.raw_output and all(n.node.node_id for n in output.raw_output)  # ids and scores: raw_output
+
+
 def test_async_backend_through_acall(index, model):
     tool = e2rank_retriever_tool(index, AsyncModel(model), max_tokens=200)
     output = asyncio.run(tool.acall(input=QUERY))

@@ -1,9 +1,10 @@
 """``e2rank mcp`` over the real protocol: the MCP SDK's own clients drive the server as a subprocess.
 
 One Chroma directory is built per module with ``E2RankEmbeddingFunction`` on a tiny generated checkpoint, so the
-servers start without ``--model`` (the collection names it). A read-only streamable-HTTP server is shared by the
-tests that only read; the stdio test starts its own writable server on a copy of the directory. Results are
-compared with the in-process ``E2RankModel``: a brute-force first stage, then ``model.rerank`` on the documents.
+servers start without ``--model`` (the collection names it). A read-only streamable-HTTP server, on every
+interface with a bearer key and a 500-token budget, is shared by the tests that only read; the stdio test starts
+its own writable server on a copy of the directory. Results are compared with the in-process ``E2RankModel``: a
+brute-force first stage, then ``model.rerank`` on the documents.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -27,23 +29,28 @@ pytest.importorskip("torch")
 from mcp import Client, ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
+from e2rank_integrations import __version__  # noqa: E402
 from e2rank_integrations.chroma import E2RankEmbeddingFunction  # noqa: E402
 from e2rank_integrations.cli import build_parser  # noqa: E402
 from e2rank_integrations.corpus import builtin_corpus  # noqa: E402
-from e2rank_integrations.mcp import E2RankTools, MCPSettings, create_server  # noqa: E402
+from e2rank_integrations.mcp import E2RankTools, MCPSettings, create_server, run  # noqa: E402
 from e2rank_integrations.prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS  # noqa: E402
 from helpers import free_port, run_python, stop  # noqa: E402
 
 from .serving import wait_until  # noqa: E402
 
 E2RANK = str(Path(sys.executable).parent / "e2rank")
-CORPUS = builtin_corpus()[:16]
+CORPUS = builtin_corpus()[:24]
 IDS = [passage["id"] for passage in CORPUS]
 TEXTS = [passage["text"] for passage in CORPUS]
 METADATAS = [{"title": passage["title"], "n": i} for i, passage in enumerate(CORPUS)]
 QUERY = "Why is it colder in winter than in summer?"
 TOOLS = {"search", "rerank", "add_documents", "collection_info"}
-MAX_TOP_N = 8
+READ_ONLY_TOOLS = TOOLS - {"add_documents"}  # a read-only server does not list add_documents
+MAX_TOP_N = 20
+MAX_TOKENS = 500
+KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -89,36 +96,47 @@ async def wait_ready(session) -> dict:
 
 @asynccontextmanager
 async def http_session(url: str):
-    async with streamable_http_client(url) as (read, write), ClientSession(read, write) as session:
+    import httpx2
+
+    async with (
+        httpx2.AsyncClient(headers=AUTH) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
         await session.initialize()
         yield session
 
 
 @pytest.fixture(scope="module")
-def http_server(corpus_dir, tmp_path_factory):
-    """A read-only ``e2rank mcp --transport streamable-http`` on a free loopback port; yields its URL."""
+def http_logs(tmp_path_factory) -> tuple[Path, Path]:
+    directory = tmp_path_factory.mktemp("mcp-http")
+    return directory / "stdout.log", directory / "stderr.log"
+
+
+@pytest.fixture(scope="module")
+def http_server(corpus_dir, http_logs):
+    """A read-only ``e2rank mcp --transport streamable-http`` on every interface, with a key; yields its URL."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("mcp-http") / "stderr.log").open("w")
-    process = subprocess.Popen(
-        [E2RANK, "mcp", "--chroma-dir", str(corpus_dir), "--transport", "streamable-http", "--port", str(port)]
-        + ["--max-top-n", str(MAX_TOP_N)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/mcp"
+    stdout_path, stderr_path = http_logs
+    with stdout_path.open("w") as out, stderr_path.open("w") as err:
+        process = subprocess.Popen(
+            [E2RANK, "mcp", "--chroma-dir", str(corpus_dir), "--transport", "streamable-http", "--port", str(port)]
+            + ["--host", "0.0.0.0", "--max-top-n", str(MAX_TOP_N), "--max-tokens", str(MAX_TOKENS)],
+            stdout=out,
+            stderr=err,
+            env={**os.environ, "E2RANK_API_KEY": KEY, "PYTHONUNBUFFERED": "1"},
+        )
     try:
-        wait_until(lambda: _port_open(port) or process.poll() is not None, "e2rank mcp did not open its port")
-        assert process.poll() is None, Path(log.name).read_text()
-
-        async def ready() -> None:
-            async with http_session(url) as session:
-                await wait_ready(session)
-
-        asyncio.run(ready())
-        yield url
+        # The model loads at process start: ready with no client call (and its log line on stderr).
+        wait_until(
+            lambda: "e2rank mcp ready" in stderr_path.read_text() or process.poll() is not None,
+            "e2rank mcp did not load its model",
+        )
+        assert process.poll() is None, stderr_path.read_text()
+        wait_until(lambda: _port_open(port), "e2rank mcp did not open its port")
+        yield f"http://127.0.0.1:{port}/mcp"
     finally:
         stop(process)
-        log.close()
 
 
 def _port_open(port: int) -> bool:
@@ -148,7 +166,8 @@ async def test_stdio_server_end_to_end(corpus_dir, tmp_path, tiny_model, tiny_pa
         stdio_client(params, errlog=stack.enter_context((tmp_path / "stderr.log").open("w"))) as (read, write),
         ClientSession(read, write, message_handler=on_message) as session,
     ):
-        await session.initialize()  # the handshake does not wait for the model
+        initialized = await session.initialize()  # the handshake does not wait for the model
+        assert (initialized.server_info.name, initialized.server_info.version) == ("e2rank", __version__)
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         assert set(tools) == TOOLS
         search = tools["search"]
@@ -174,6 +193,7 @@ async def test_stdio_server_end_to_end(corpus_dir, tmp_path, tiny_model, tiny_pa
         assert first["text"] == TEXTS[IDS.index(first["id"])]
         assert first["metadata"] == METADATAS[IDS.index(first["id"])]
         assert result.structured_content["context"].startswith(f"[1] ({first['id']}) {first['text']}")
+        assert text_of(result) == result.structured_content["context"]  # all the model reads: no ids, no scores
 
         docs = ["Snow falls in winter when clouds are cold.", "Summer days are long and warm."]
         result = await session.call_tool("rerank", {"query": QUERY, "documents": docs + TEXTS[:3], "top_n": 4})
@@ -213,7 +233,7 @@ async def test_stdio_server_end_to_end(corpus_dir, tmp_path, tiny_model, tiny_pa
 
 async def test_http_search_and_rerank_equal_the_in_process_model(http_server, tiny_model):
     async with http_session(http_server) as session:
-        assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
+        assert {tool.name for tool in (await session.list_tools()).tools} == READ_ONLY_TOOLS
         result = await session.call_tool("search", {"query": QUERY, "top_n": MAX_TOP_N})
         assert not result.is_error, text_of(result)
         content = result.structured_content
@@ -225,7 +245,7 @@ async def test_http_search_and_rerank_equal_the_in_process_model(http_server, ti
         )
         cited = [h for h in hits if h["citation"] is not None]
         assert [h["citation"] for h in cited] == list(range(1, len(cited) + 1))
-        assert content["context_tokens"] <= 4000
+        assert content["context_tokens"] <= MAX_TOKENS
 
         result = await session.call_tool("rerank", {"query": QUERY, "documents": TEXTS})
         expected = tiny_model.rerank(QUERY, TEXTS, top_n=5, **AGENT)  # the server's --default-top-n
@@ -240,16 +260,20 @@ async def test_http_search_and_rerank_equal_the_in_process_model(http_server, ti
     ("tool", "arguments", "says"),
     [
         ("search", {"query": "   "}, "query must be a non-empty string"),
-        ("search", {"query": QUERY, "top_n": MAX_TOP_N + 1}, f"ask for at most {MAX_TOP_N}"),
-        ("search", {"query": QUERY, "top_n": 0}, "top_n"),
-        ("search", {"query": QUERY, "k": "many"}, "k"),
+        ("search", {"query": QUERY, "top_n": MAX_TOP_N + 1}, f"top_n must be at most {MAX_TOP_N} (got 21)"),
+        ("search", {"query": QUERY, "top_n": 0}, "top_n must be at least 1 (got 0)"),
+        ("search", {"query": QUERY, "top_n": "two"}, "top_n must be a whole number (got 'two')"),
+        ("search", {"query": QUERY, "k": "many"}, "k must be a whole number (got 'many')"),
+        ("search", {"query": QUERY, "k": 100000}, "k must be at most 1000 (got 100000)"),
+        ("search", {"query": QUERY, "topn": 3}, "search takes no argument 'topn'; its arguments are: query, top_n"),
         ("search", {"query": QUERY, "where": {"$nonsense": 1}}, "Chroma refused the where filter"),
         ("search", {"query": QUERY, "where": {"n": [1, 2]}}, "Chroma refused the where filter"),
-        ("search", {}, "query"),
+        ("search", {}, "query is required"),
         ("rerank", {"query": QUERY, "documents": []}, "documents is empty"),
-        ("rerank", {"query": QUERY, "documents": TEXTS, "top_n": 99}, f"ask for at most {MAX_TOP_N}"),
-        ("add_documents", {"documents": ["new"]}, "read-only. Restart `e2rank mcp` with --writable"),
-        ("no_such_tool", {}, "no_such_tool"),
+        ("rerank", {"query": QUERY, "documents": TEXTS, "top_n": 99}, f"top_n must be at most {MAX_TOP_N}"),
+        ("rerank", {"query": QUERY, "documents": ["a", 3]}, "documents[1] must be a string (got 3)"),
+        ("add_documents", {"documents": ["new"]}, "offered only by a server started writable"),
+        ("no_such_tool", {}, "there is no tool 'no_such_tool'; the tools are: collection_info, rerank, search"),
     ],
 )
 async def test_bad_input_is_a_tool_error_and_the_server_goes_on(http_server, tool, arguments, says):
@@ -257,15 +281,69 @@ async def test_bad_input_is_a_tool_error_and_the_server_goes_on(http_server, too
         result = await session.call_tool(tool, arguments)
         assert result.is_error
         assert says in text_of(result)
+        assert "pydantic" not in text_of(result) and "http" not in text_of(result)  # in our words
         info = await session.call_tool("collection_info", {})
         assert not info.is_error and info.structured_content["count"] == len(IDS)  # nothing was added
 
 
+async def test_what_the_model_reads_fits_the_token_budget_whatever_top_n(http_server, tiny_model):
+    async with http_session(http_server) as session:
+        for top_n in (2, 5, 10, 20):
+            for tool, arguments in (
+                ("search", {"query": QUERY, "top_n": top_n}),
+                ("rerank", {"query": QUERY, "documents": TEXTS[:top_n], "top_n": top_n}),
+            ):
+                result = await session.call_tool(tool, arguments)
+                assert not result.is_error, text_of(result)
+                assert tiny_model.count_tokens([text_of(result)])[0] <= MAX_TOKENS, (tool, top_n)
+                hits = result.structured_content["results"]
+                assert len(hits) == top_n and all("score" in hit for hit in hits)  # the rest: structured
+
+
+def test_http_needs_the_key_keeps_host_checks_and_logs_on_stderr(http_server, http_logs):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"Accept": "application/json, text/event-stream"}
+    no_key = httpx.post(http_server, json=body, headers=headers)
+    assert no_key.status_code == 401 and "Bearer" in no_key.headers["www-authenticate"]
+    wrong_host = httpx.post(http_server, json=body, headers={**headers, **AUTH, "Host": "10.1.2.3"})
+    assert wrong_host.status_code == 421  # the SDK's DNS-rebinding check, kept on beyond loopback
+    wrong_origin = httpx.post(http_server, json=body, headers={**headers, **AUTH, "Origin": "http://evil.example"})
+    assert wrong_origin.status_code == 403
+    stdout, stderr = (path.read_text() for path in http_logs)
+    assert stdout == "" and '"POST /mcp HTTP/1.1" 401' in stderr  # the access log too goes to stderr
+
+
+def test_http_beyond_loopback_without_a_key_does_not_start(capsys, monkeypatch):
+    from e2rank_integrations.cli import main
+
+    monkeypatch.delenv("E2RANK_API_KEY", raising=False)
+    assert main(["mcp", "--chroma-dir", ".", "--transport", "streamable-http", "--host", "0.0.0.0"]) == 1
+    assert "--host 0.0.0.0 is reachable from other machines and no --api-key is set" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Give `api_key`"):
+        run(MCPSettings(chroma_dir="."), "streamable-http", host="0.0.0.0")
+
+
+@pytest.mark.filterwarnings("ignore:`langchain.mcp` is in beta")
+async def test_langchain_mcp_adapter_reads_the_context_and_gets_the_rest_as_artifact(http_server, tiny_model):
+    pytest.importorskip("fastmcp")
+    from fastmcp.client.transports import StreamableHttpTransport
+    from langchain.mcp import MCPAdapter
+
+    async with MCPAdapter(StreamableHttpTransport(http_server, headers=AUTH)) as adapter:  # one session, held open
+        tools = {tool.name: tool for tool in await adapter.list_tools()}
+        assert set(tools) == READ_ONLY_TOOLS
+        call = {"name": "search", "args": {"query": QUERY, "top_n": MAX_TOP_N}, "id": "call-1", "type": "tool_call"}
+        message = await tools["search"].ainvoke(call)
+    text = "".join(block["text"] for block in message.content)  # what the agent's model reads
+    assert text.startswith("[1] (") and tiny_model.count_tokens([text])[0] <= MAX_TOKENS
+    assert len(message.artifact["structured_content"]["results"]) == MAX_TOP_N
+
+
 async def test_llama_index_mcp_client_loads_and_calls_the_tools(http_server):
     mcp_tools = pytest.importorskip("llama_index.tools.mcp")
-    spec = mcp_tools.McpToolSpec(mcp_tools.BasicMCPClient(http_server))
+    spec = mcp_tools.McpToolSpec(mcp_tools.BasicMCPClient(http_server, headers=AUTH))
     tools = {tool.metadata.name: tool for tool in await spec.to_tool_list_async()}
-    assert set(tools) == TOOLS
+    assert set(tools) == READ_ONLY_TOOLS
     output = await tools["search"].acall(query=QUERY, top_n=2)
     assert not output.raw_output.is_error
     assert output.raw_output.structured_content["context"].startswith("[1] (")
@@ -413,6 +491,7 @@ def test_parser_defaults_are_the_documented_ones():
     args = build_parser().parse_args(["mcp", "--chroma-dir", "db"])
     assert (args.transport, args.host, args.port, args.writable) == ("stdio", "127.0.0.1", 8765, False)
     assert (args.default_k, args.default_top_n, args.max_top_n, args.max_tokens) == (50, 5, 50, 4000)
+    assert (args.max_k, args.api_key, args.allowed_hosts) == (1000, None, [])
     assert build_parser().parse_args(["mcp", "--chroma-dir", "db", "--writable"]).writable is True
     with pytest.raises(SystemExit):
         build_parser().parse_args(["mcp", "--chroma-dir", "db", "--model", "m", "--server-url", "http://x"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from e2rank_integrations.context import apack_context, pack_context
+from e2rank_integrations.context import apack_context, estimate_tokens, pack_context
 from helpers import AsyncModel
 
 DOCS = [f"Passage {i} is about topic {i % 4}. " + "detail " * (3 * i) for i in range(12)]
@@ -40,3 +40,19 @@ async def test_async_backend_gives_the_same_packing(fresh_model):
     sync = pack_context("topic 1", DOCS, backend=fresh_model, **options)
     assert await apack_context("topic 1", DOCS, backend=AsyncModel(fresh_model), **options) == sync
     assert await apack_context("topic 1", DOCS, backend=fresh_model, **options) == sync  # a sync one, in a thread
+
+
+def test_the_estimate_bounds_the_model_tokens_from_above(tiny_model):
+    # What the issue measured the old estimate under-counting: numbers, URLs, base64, emoji (and CJK, prose).
+    texts = [
+        "3.14159265358979 2718281828 1618033988 " * 5,
+        "https://example.com/a/b?c=1&d=%20e#f " * 5,
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0MTIzNDU2Nzg5Ky8=" * 5,
+        "🙂🚀🎉👍🏽 " * 10,
+        "北京是中国的首都。",
+        "Paris is the capital of France.",
+    ]
+    for text, tokens in zip(texts, tiny_model.count_tokens(texts), strict=True):
+        assert tokens <= estimate_tokens(text), text
+    packed = pack_context("q", texts, max_tokens=40)  # no backend: the estimate counts, the real tokens fit
+    assert tiny_model.count_tokens([packed.text])[0] <= packed.tokens <= 40

@@ -81,3 +81,19 @@ def model_options(p: argparse.ArgumentParser, default: str | None, default_help:
         default=None,
         help="SQLite file that keeps embeddings across runs (default: none; an in-memory cache for this run)",
     )
+
+
+def api_key(given: str | None) -> str | None:
+    """``--api-key``, else ``$E2RANK_API_KEY``, else no key; one given empty is refused, never taken for none.
+
+    For every command that serves over HTTP (``serve``, ``mcp``).
+    """
+    for source, key in (("--api-key", given), ("E2RANK_API_KEY", os.environ.get("E2RANK_API_KEY"))):
+        if key is not None:
+            if not key.strip():
+                raise CLIError(
+                    f"{source} is empty (did the variable it was set from expand to nothing?): give the key, or "
+                    f"leave {source} out to serve without authentication"
+                )
+            return key
+    return None

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..checkpoints import TINY_RANDOM
 from ..settings import MCPSettings
-from ._common import command, defaults, epilog
+from ._common import api_key, command, defaults, epilog
 
 
 def add_parser(sub: Any) -> None:
@@ -28,7 +28,8 @@ def add_parser(sub: Any) -> None:
             """,
             """
             tools: search(query, top_n?, k?, where?), rerank(query, documents, top_n?), collection_info(),
-              add_documents(documents, ids?, metadatas?) (with --writable only).
+              add_documents(documents, ids?, metadatas?) (listed with --writable only).
+            streamable-http beyond loopback needs --api-key (or $E2RANK_API_KEY).
             logs go to stderr; with --transport stdio, stdout carries the protocol.
             with --server-url, the `client` extra replaces `model`.
             """,
@@ -70,6 +71,21 @@ def add_parser(sub: Any) -> None:
     )
     add("--host", default="127.0.0.1", help="streamable-http address (default: %(default)s)")
     add("--port", type=int, default=8765, help="streamable-http port (default: %(default)s)")
+    add(
+        "--api-key",
+        default=None,
+        help="streamable-http: require 'Authorization: Bearer KEY', needed beyond loopback "
+        "(default: $E2RANK_API_KEY; none when unset)",
+    )
+    add(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="streamable-http: a Host name clients may use besides loopback, --host and this machine's name; "
+        "repeatable (default: none)",
+    )
     access = mcp_p.add_mutually_exclusive_group()
     access.add_argument(
         "--read-only", dest="writable", action="store_false", help="refuse add_documents (default: read-only)"
@@ -93,11 +109,12 @@ def add_parser(sub: Any) -> None:
     add(
         "--max-top-n", type=int, default=d["max_top_n"], help="most results one call may ask for (default: %(default)s)"
     )
+    add("--max-k", type=int, default=d["max_k"], help="most candidates one search may ask for (default: %(default)s)")
     add(
         "--max-tokens",
         type=int,
         default=d["max_tokens"],
-        help="token budget of search's context (default: %(default)s)",
+        help="token budget of what search and rerank hand the model (default: %(default)s)",
     )
     add("--device", default=d["device"], help="cuda, cpu, cuda:1... (default: cuda when available, else cpu)")
     add("--cache", default=d["cache"], help="SQLite file that keeps embeddings across runs (default: none)")
@@ -133,4 +150,7 @@ def run(args: argparse.Namespace) -> int:
     settings.check_installed()  # before `mcp.py`, which needs the mcp extra to import, names one extra only
     from .. import mcp
 
-    return mcp.run(settings, args.transport, host=args.host, port=args.port)
+    key = api_key(args.api_key)
+    return mcp.run(
+        settings, args.transport, host=args.host, port=args.port, api_key=key, allowed_hosts=args.allowed_hosts
+    )

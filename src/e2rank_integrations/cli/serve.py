@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 from typing import Any
 
 from .._optional import check_extras
 from ..settings import ServerSettings
-from ._common import CLIError, command, default_model, defaults, epilog, load_model, model_options
+from ._common import api_key, command, default_model, defaults, epilog, load_model, model_options
 
 
 def add_parser(sub: Any) -> None:
@@ -134,7 +133,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve the model over HTTP until SIGINT, or SIGTERM and a drain; the port opens while the model loads."""
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerSettings) if hasattr(args, f.name)}
-    settings = ServerSettings(**{**options, "api_key": _api_key(args.api_key)})
+    settings = ServerSettings(**{**options, "api_key": api_key(args.api_key)})
     check_extras(["model", "server"], "`e2rank serve`")  # the model loads after the port opens: check it first
     from ..loading import default_device
     from ..server.runner import serve
@@ -151,16 +150,3 @@ def run(args: argparse.Namespace) -> int:
         )
 
     return serve(load, settings, host=args.host, port=args.port, log_level=args.log_level)
-
-
-def _api_key(given: str | None) -> str | None:
-    """``--api-key``, else ``$E2RANK_API_KEY``, else no key; one given empty is refused, never taken for none."""
-    for source, key in (("--api-key", given), ("E2RANK_API_KEY", os.environ.get("E2RANK_API_KEY"))):
-        if key is not None:
-            if not key.strip():
-                raise CLIError(
-                    f"{source} is empty (did the variable it was set from expand to nothing?): give the key, or "
-                    f"leave {source} out to serve without authentication"
-                )
-            return key
-    return None

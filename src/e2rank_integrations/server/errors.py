@@ -12,24 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from .._asgi import error_response
 from ..errors import E2RankInputError
-from ..protocol import ErrorDetail, ErrorResponse
 
 __all__ = ["APIError", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger("e2rank_integrations.server")
-
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    408: "invalid_request_error",
-    413: "invalid_request_error",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    503: "service_unavailable",
-}
 
 
 class APIError(Exception):
@@ -41,14 +29,6 @@ class APIError(Exception):
         self.message = message
         self.code = code
         self.headers = dict(headers or {})
-
-
-def error_response(
-    status: int, message: str, code: str | None = None, headers: Mapping[str, str] | None = None
-) -> Response:
-    """The JSON response for an error (``protocol.ErrorResponse``, the schema clients parse it with)."""
-    body = ErrorResponse(error=ErrorDetail(message=message, type=_TYPES.get(status, "server_error"), code=code))
-    return Response(body.model_dump_json(), status, dict(headers or {}), media_type="application/json")
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 import uuid
 from collections.abc import Collection
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_response
+from .._asgi import AuthMiddleware, error_response
 
 if TYPE_CHECKING:
     from .state import ServerState
@@ -59,30 +58,6 @@ class RequestContextMiddleware:
         finally:
             self.metrics.requests.labels(path, str(status or 500)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
-
-
-class AuthMiddleware:
-    """Require ``Authorization: Bearer <key>`` on every path but the open ones; 401 otherwise."""
-
-    def __init__(self, app: ASGIApp, api_key: str, open_paths: Collection[str] = ("/health",)) -> None:
-        self.app = app
-        self._key = api_key.encode()
-        self.open_paths = frozenset(open_paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
-            await self.app(scope, receive, send)
-            return
-        scheme, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
-        # compare_digest takes as long for a wrong key as for a right one: the key cannot be guessed by timing.
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._key):
-            await self.app(scope, receive, send)
-            return
-        message = "missing API key" if not given else "invalid API key"
-        response = error_response(
-            401, f"{message}: send 'Authorization: Bearer <key>'", "invalid_api_key", {"WWW-Authenticate": "Bearer"}
-        )
-        await response(scope, receive, send)
 
 
 class BodyLimitMiddleware:

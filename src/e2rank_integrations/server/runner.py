@@ -12,7 +12,6 @@ offered. :func:`guarded_protocol` adds both limits; the rest (rates per client, 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 import socket
@@ -24,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from .._asgi import is_loopback
 from .app import create_app
 from .settings import ServerSettings
 from .state import ModelSource, ServerState
@@ -159,7 +159,7 @@ def serve(
         package_logger.handlers = list(logging.getLogger("uvicorn").handlers)
         package_logger.setLevel(log_level.upper())
         package_logger.propagate = False
-    if settings.api_key is None and not _is_loopback(host):
+    if settings.api_key is None and not is_loopback(host):
         logger.warning(
             "no API key: anyone who can reach %s:%d can use this server. Set --api-key or E2RANK_API_KEY, or listen "
             "on 127.0.0.1 behind a proxy that authenticates.",
@@ -168,13 +168,3 @@ def serve(
         )
     DrainingServer(config, state).run()
     return 1 if state.status == "failed" else 0
-
-
-def _is_loopback(host: str) -> bool:
-    """True for an address (or ``localhost``) only this machine can reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
