@@ -107,3 +107,34 @@ def test_e2rank_commands_parse(page, command):
         build_parser().parse_args(command)
     except SystemExit as exited:
         pytest.fail(f"{page}: `e2rank {' '.join(command)}` does not parse (exit {exited.code})")
+
+
+# ---------------------------------------------------------------------------- what the docs must name
+
+
+def subcommands() -> list[str]:
+    """The ``e2rank`` subcommands, read from the command's own parser."""
+    import argparse
+
+    from e2rank_integrations.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(sub.choices)
+
+
+def test_every_extra_is_in_the_extras_table():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    table = (ROOT / "docs" / "getting-started.md").read_text()
+    missing = [extra for extra in extras if f"\n| `{extra}` |" not in table]
+    assert not missing, f"docs/getting-started.md: the extras table lacks {missing}"
+
+
+def test_every_command_is_documented():
+    commands = subcommands()
+    assert {"demo", "serve", "index"} <= set(commands)
+    cli_page = (ROOT / "docs" / "cli.md").read_text()
+    home = next(line for line in (ROOT / "docs" / "index.md").read_text().splitlines() if "(cli.md)" in line)
+    for command in commands:
+        assert f"`e2rank {command}`" in cli_page, f"docs/cli.md has no section naming `e2rank {command}`"
+        assert re.search(f"`(e2rank )?{command}`", home), f"docs/index.md's command line entry lacks {command}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -70,7 +71,9 @@ def require(module: str, extra: str) -> ModuleType:
     """
     hint = install_hint(extra)
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():  # tqdm.auto (transformers, the hub) asks a Jupyter kernel for ipywidgets
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(
             f"{module!r} is needed here but could not be imported ({exc}). Install it with: {hint}"

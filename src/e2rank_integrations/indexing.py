@@ -606,6 +606,8 @@ def _write(job: _Job, records: list[Record], future: Future[Embeddings]) -> None
     vectors = future.result()
     job.store.write(records, vectors)
     job.written(len(records))
+    # A job's log (no progress bar: stderr is not a terminal) says how far it got; logging at INFO shows it.
+    logger.info("wrote %d texts (%d in all this run)", len(records), job.indexed)
 
 
 def _show(show_progress: bool | None) -> bool:

@@ -9,7 +9,9 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -209,7 +211,10 @@ class E2RankModel:
         # transformers renamed `torch_dtype` to `dtype` in 4.56 and warns about the old name since.
         dtype_kwarg = "dtype" if _version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
         hf_kwargs.setdefault("attn_implementation", "sdpa")
-        model = transformers.AutoModel.from_pretrained(source, **{dtype_kwarg: torch_dtype}, **hf_kwargs)
+        # Nothing to download: no bar (transformers draws one per checkpoint load, a notebook stores it).
+        local = Path(source).is_dir() or bool(hf_kwargs.get("local_files_only"))
+        with no_progress_bars(transformers) if local else nullcontext():
+            model = transformers.AutoModel.from_pretrained(source, **{dtype_kwarg: torch_dtype}, **hf_kwargs)
         model.to(torch_device).eval()
         instance = cls(
             model,
@@ -612,6 +617,20 @@ def pool_last_token(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor
     hidden = model(**inputs, use_cache=False).last_hidden_state[:, -1]
     vectors: torch.Tensor = functional.normalize(hidden.float(), p=2, dim=-1)
     return vectors
+
+
+@contextmanager
+def no_progress_bars(transformers: Any) -> Iterator[None]:
+    """No transformers (or Hugging Face Hub) progress bars within: loading or saving weights that are local."""
+    hf_logging = transformers.utils.logging
+    if not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

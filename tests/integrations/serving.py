@@ -64,8 +64,12 @@ def running_server(
         sock.close()
 
 
-def wait_until(condition: Any, message: str, limit: float = 120.0) -> None:
-    """Poll ``condition`` until it holds; fail (instead of hanging) if it never does."""
+def wait_until(condition: Any, message: str, limit: float = 300.0) -> None:
+    """Poll ``condition`` until it holds; fail (instead of hanging) if it never does.
+
+    ``limit`` only turns a hang into a failure with this message (before pytest's 600 s timeout): it is no speed
+    bound, so it is generous (a process loading torch on a busy 2-core machine can take minutes to answer).
+    """
     deadline = time.monotonic() + limit
     while not condition():
         if time.monotonic() > deadline:

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -285,40 +284,59 @@ def test_servers_of_different_models_are_refused(two_servers, other_tiny_path, t
 # ---------------------------------------------------------------------------- killed part-way
 
 
-def start_index(argv: list[str]) -> subprocess.Popen:
-    code = "import sys; from e2rank_integrations.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, "index", *argv, "--no-progress"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-    )
+# The job reads its input from a named pipe that the test holds open: it writes what the test fed it, then waits
+# for more, so it cannot finish before the signal (on a busy machine a job that may finish first once did). The job
+# says when a batch is written (its INFO log line); the test waits for that line, never for a clock.
+INDEX_CODE = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING)
+logging.getLogger("e2rank_integrations.indexing").setLevel(logging.INFO)
+from e2rank_integrations.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def kill_when(process: subprocess.Popen, condition, limit: float = 300.0, how: int = signal.SIGKILL) -> str:
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert process.poll() is None, f"the job ended before it could be killed: {process.communicate()}"
-        assert time.monotonic() < deadline, "the job wrote nothing in time"
-        time.sleep(0.02)
-    process.send_signal(how)
-    _, err = process.communicate()
-    assert process.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 130), err
+def interrupt_after(argv: list[str], fifo, rows: list[dict], written: int, how: int) -> str:
+    """Run ``e2rank index ARGV`` on ``fifo`` fed with ``rows`` only; once it says it wrote ``written`` texts, send
+    ``how``; return its stderr. The pipe is then replaced by a file holding every row, for the rerun."""
+    os.mkfifo(fifo)
+    feed = os.open(fifo, os.O_RDWR)  # read-write: opening does not wait for the job, and the pipe never ends
+    try:
+        os.write(feed, "".join(json.dumps(r) + "\n" for r in rows[: written + 4]).encode())  # batches of 4
+        process = subprocess.Popen(
+            [sys.executable, "-c", INDEX_CODE, "index", *argv, "--input", str(fifo), "--batch-size", "4"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        )
+        seen = []
+        for line in process.stderr:  # ends only if the job does
+            seen.append(line)
+            if f"({written} in all this run)" in line:
+                break
+        else:
+            pytest.fail(f"the job ended before it wrote {written} texts (exit {process.wait()}): {''.join(seen)}")
+        process.send_signal(how)
+        _, err = process.communicate()
+    finally:
+        os.close(feed)
+        os.unlink(fifo)
+    assert process.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 130), "".join(seen) + err
+    write_jsonl(fifo, rows)
     return err
 
 
 def test_parquet_job_killed_part_way_then_rerun_has_every_id_once(tiny_path, tiny_model, tmp_path, capsys):
-    rows = corpus_rows(300)
-    output = tmp_path / "out"
-    argv = ["--model", str(tiny_path), "--input", write_jsonl(tmp_path / "c.jsonl", rows), "--output", str(output)]
-    process = start_index([*argv, "--batch-size", "4"])
-    kill_when(process, lambda: len(list(output.glob("part-*.parquet"))) >= 2)
-    written = pq.read_table(output).num_rows
-    assert 0 < written < len(rows)  # killed part-way, with whole parts only
+    rows = corpus_rows(40)
+    output, source = tmp_path / "out", tmp_path / "c.jsonl"
+    argv = ["--model", str(tiny_path), "--output", str(output)]
+    interrupt_after(argv, source, rows, written=8, how=signal.SIGKILL)
+    assert len(list(output.glob("part-*.parquet"))) == 2  # killed part-way, with whole parts only
+    assert pq.read_table(output).num_rows == 8
 
-    assert main(["index", *argv, "--no-progress"]) == 0  # the rerun: in this process
-    assert f"skipped {written} already present" in capsys.readouterr().out
+    assert main(["index", *argv, "--input", str(source), "--no-progress"]) == 0  # the rerun: in this process
+    assert "skipped 8 already present" in capsys.readouterr().out
     ids = pq.read_table(output, columns=["id"]).column("id").to_pylist()
     assert sorted(ids) == sorted(r["id"] for r in rows)  # each id exactly once
     assert not list(output.glob(".*"))
@@ -330,24 +348,16 @@ def test_parquet_job_killed_part_way_then_rerun_has_every_id_once(tiny_path, tin
 def test_chroma_server_job_interrupted_part_way_then_rerun_has_every_id(tiny_path, tiny_model, tmp_path, capsys):
     from .serving import chroma_server
 
-    rows = corpus_rows(300)
+    rows = corpus_rows(40)
+    source = tmp_path / "c.jsonl"
     with chroma_server(tmp_path / "chroma") as (host, port):
         client = chromadb.HttpClient(host=host, port=port)
-        argv = ["--model", str(tiny_path), "--input", write_jsonl(tmp_path / "c.jsonl", rows)]
-        argv += ["--chroma-host", host, "--chroma-port", str(port), "--collection", "docs"]
-
-        def some_written() -> bool:
-            try:
-                return client.get_collection("docs").count() >= 8
-            except Exception:  # not created yet
-                return False
-
-        err = kill_when(start_index([*argv, "--batch-size", "4"]), some_written, how=signal.SIGINT)  # Ctrl-C
+        argv = ["--model", str(tiny_path), "--chroma-host", host, "--chroma-port", str(port), "--collection", "docs"]
+        err = interrupt_after(argv, source, rows, written=8, how=signal.SIGINT)  # Ctrl-C
         assert "interrupted; what was written is complete: rerun the same command" in err
-        written = client.get_collection("docs").count()
-        assert 0 < written < len(rows)
-        assert main(["index", *argv, "--no-progress"]) == 0
-        assert f"skipped {written} already present" in capsys.readouterr().out
+        assert client.get_collection("docs").count() == 8
+        assert main(["index", *argv, "--input", str(source), "--no-progress"]) == 0
+        assert "skipped 8 already present" in capsys.readouterr().out
         stored = chroma_vectors(client.get_collection("docs"))
     assert_vectors({k: v[0] for k, v in stored.items()}, expected_plain(tiny_model, rows))
 

@@ -117,8 +117,12 @@ def interleaving_server(tiny_path):
 LONG = [f"long text {i} " + "word " * 200 for i in range(64)]  # about 200 tokens each: 64 micro-batches
 
 
-def test_a_small_request_does_not_wait_for_a_large_one(interleaving_server, tiny_model):
+def test_a_small_request_does_not_wait_for_a_large_one(interleaving_server, tiny_model, monkeypatch):
     url = interleaving_server.url
+    model = interleaving_server.state.model
+    passes: list[list[str]] = []  # the forward passes, in order (the server calls embed_formatted once per pass)
+    forward = model.embed_formatted
+    monkeypatch.setattr(model, "embed_formatted", lambda texts: passes.append(list(texts)) or forward(texts))
     outcome = {}
     large = threading.Thread(
         target=lambda: outcome.update(r=httpx.post(url + "/v1/embeddings", json={"input": LONG}, timeout=600))
@@ -127,8 +131,12 @@ def test_a_small_request_does_not_wait_for_a_large_one(interleaving_server, tiny
     wait_until(lambda: interleaving_server.state.model.stats()["texts_embedded"] > 1, "the large request never ran")
     small = httpx.post(url + "/v1/embeddings", json={"input": ["a small one"]}, timeout=600)
     assert small.status_code == 200
-    assert large.is_alive(), "the small request was answered only after the large one"
     large.join(600)
+    # The small text had its own pass while the large request still had passes to go (not "is the large one still
+    # running?", which on a busy machine it may have stopped being before this thread looks).
+    small_pass = next(i for i, texts in enumerate(passes) if any(t.startswith("a small one") for t in texts))
+    last_large = max(i for i, texts in enumerate(passes) if any(t.startswith("long text") for t in texts))
+    assert small_pass < last_large, "the small request was embedded only after the large one"
     assert outcome["r"].status_code == 200
     rows = np.asarray([d["embedding"] for d in outcome["r"].json()["data"]], dtype=np.float32)
     np.testing.assert_allclose(rows, tiny_model.embed_documents(LONG), atol=1e-5)  # every row in its place

@@ -135,7 +135,7 @@ def gathered_loss(rank, port):
         init_method=f"tcp://127.0.0.1:{port}",
         rank=rank,
         world_size=WORLD,
-        timeout=datetime.timedelta(seconds=120),
+        timeout=datetime.timedelta(seconds=300),  # a hang guard: the spawned rank imports torch, slow when busy
     )
     try:
         q, d = (t.requires_grad_() for t in shard(rank))

@@ -41,7 +41,7 @@ from typing import Any, TextIO, cast
 from .._optional import require
 from ..errors import TrainingDataError
 from ..evaluation import EvalReport, evaluate, rerank_run
-from ..model import E2RankModel, pool_last_token
+from ..model import E2RankModel, no_progress_bars, pool_last_token
 from .config import TrainConfig, instructions_for
 from .data import Slate, SlateCollator, load_slates, make_batches
 from .losses import E2RankLoss, e2rank_loss, gather_across_devices
@@ -231,6 +231,7 @@ def training_arguments(config: TrainConfig) -> Any:
         "save_steps": config.save_steps,
         "seed": config.seed,
         "remove_unused_columns": False,  # the collator's keys are not the model's forward arguments
+        "dataloader_pin_memory": torch.cuda.is_available(),  # pinning speeds copies to a GPU; on CPU torch warns
         "report_to": "none",
         # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
         ("warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"): config.warmup_ratio,
@@ -357,16 +358,17 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
                 _free_memory()
 
     trainer, encoder = build_trainer(config, batches, args)
-    output = trainer.train(resume_from_checkpoint=True if config.resume else None)
+    with no_progress_bars(transformers):  # a "Writing model shards" bar per checkpoint saved; the logs say enough
+        output = trainer.train(resume_from_checkpoint=True if config.resume else None)
 
-    trained: Any = trainer.model
-    if config.lora_r is not None:
-        trained = trained.merge_and_unload()
-        if args.should_save:
-            trained.save_pretrained(config.output)
-            encoder.tokenizer.save_pretrained(config.output)
-    else:
-        trainer.save_model(config.output)  # the tokenizer (processing_class) with it; gathers DeepSpeed/FSDP shards
+        trained: Any = trainer.model
+        if config.lora_r is not None:
+            trained = trained.merge_and_unload()
+            if args.should_save:
+                trained.save_pretrained(config.output)
+                encoder.tokenizer.save_pretrained(config.output)
+        else:
+            trainer.save_model(config.output)  # the tokenizer (processing_class) with it; gathers DeepSpeed/FSDP
     trained.eval()
     result = TrainResult(
         output_dir=Path(config.output),
