@@ -921,6 +921,11 @@ def add_train_parser(sub: Any) -> None:
         help="use every GPU's passages as InfoNCE negatives (default: off; needs slates of one length)",
     )
     add(
+        "--authors-cross-device-scale",
+        action="store_true",
+        help="with --negatives-cross-device, keep the authors' InfoNCE gradient / number of GPUs (default: off)",
+    )
+    add(
         "--num-prompt-docs",
         type=int,
         default=d.num_prompt_docs,

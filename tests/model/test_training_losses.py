@@ -184,3 +184,17 @@ def test_gathered_negatives_are_every_device_in_rank_order():
 def test_gather_is_the_identity_on_one_process():
     t = unit(2, 4, seed=0)
     assert gather_across_devices(t) is t
+
+
+def test_embedding_grad_scale_multiplies_the_infonce_gradient_not_its_value():
+    q, d, prompt = unit(2, 8, seed=1), unit(6, 8, seed=2), unit(2, 8, seed=3)
+    ranking = permutations(2, 3, seed=4)
+    grads, values = [], []
+    for scale in (1.0, 2.0):
+        leaf = q.clone().requires_grad_()
+        loss = e2rank_loss(leaf, d, prompt, ranking, ranknet_weight=0.0, embedding_grad_scale=scale)
+        loss.total.backward()
+        grads.append(leaf.grad)
+        values.append(float(loss.embedding))
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+    torch.testing.assert_close(grads[1], 2 * grads[0])

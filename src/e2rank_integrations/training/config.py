@@ -114,7 +114,10 @@ class TrainConfig:
         embedding_weight: Weight of the InfoNCE loss.
         ranknet_weight: Weight of the RankNet loss.
         ranknet_scale: Multiplies ``cos(prompt, passage)`` before RankNet.
-        negatives_cross_device: Use every device's passages as InfoNCE negatives.
+        negatives_cross_device: Use every device's passages as InfoNCE negatives; a step then equals one process
+            on the combined batch.
+        authors_cross_device_scale: With ``negatives_cross_device``, keep the authors' scaling instead: the
+            InfoNCE gradient divided by the number of processes (as ``embedding_weight / world size``).
         num_prompt_docs: Passages of a slate put in its listwise prompt (as at inference).
         max_query_tokens: Longest query in tokens.
         max_doc_tokens: Longest passage in tokens.
@@ -146,6 +149,7 @@ class TrainConfig:
     ranknet_weight: float = 2.0
     ranknet_scale: float = 10.0
     negatives_cross_device: bool = False
+    authors_cross_device_scale: bool = False
     num_prompt_docs: int = 20
     max_query_tokens: int = 512
     max_doc_tokens: int = 1024

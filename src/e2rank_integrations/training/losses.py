@@ -111,6 +111,7 @@ def e2rank_loss(
     embedding_weight: float = 1.0,
     ranknet_weight: float = 2.0,
     gather: Callable[[Tensor], Tensor] | None = None,
+    embedding_grad_scale: float = 1.0,
 ) -> E2RankLoss:
     """The joint objective on one batch of slates.
 
@@ -125,6 +126,9 @@ def e2rank_loss(
         ranknet_weight: Weight of the RankNet term.
         gather: Applied to the queries and to the best-first passages before InfoNCE, e.g.
             :func:`gather_across_devices` to use every device's passages as negatives.
+        embedding_grad_scale: Multiplies the gradient of the InfoNCE term, not its value. With ``gather``, pass the
+            number of processes: each process back-propagates only through its own rows and data parallelism
+            averages the gradients, so the gathered batch's gradient would otherwise be divided by it.
 
     Returns:
         An :class:`E2RankLoss` (total, embedding, ranking).
@@ -135,6 +139,8 @@ def e2rank_loss(
     if gather is not None:
         q, best_first = gather(q), gather(best_first)
     embedding = infonce_loss(q, best_first, temperature)
+    if embedding_grad_scale != 1:
+        embedding = embedding * embedding_grad_scale - embedding.detach() * (embedding_grad_scale - 1)
     scores = ranknet_scale * torch.einsum("bd,bsd->bs", prompt, slates)
     ranking_term = ranknet_loss(scores, ranking)
     return E2RankLoss(embedding_weight * embedding + ranknet_weight * ranking_term, embedding, ranking_term)

@@ -22,7 +22,11 @@ where it differs, on purpose:
 - Batches never mix sources or slate lengths (the authors arrange batches by source, but the Trainer's random
   sampler then reshuffles their examples); a group's last, smaller batch is kept unless negatives are gathered
   across devices, where every batch must have the same shape and incomplete ones are dropped, as the authors do.
-- ``negatives_cross_device`` on one process is the identity (the authors raise an error).
+- ``negatives_cross_device`` on one process is the identity (the authors raise an error); on N processes the InfoNCE
+  gradient is multiplied by N, so a step equals one process on the combined batch (the authors' is 1/N of that;
+  ``authors_cross_device_scale`` keeps it).
+- Launched as several processes without CUDA, the Trainer runs on gloo (``use_cpu``); a launch that would not make
+  one distributed run is refused.
 - The saved directory is a plain checkpoint (LoRA merged) with the tokenizer, its chat template and a model card.
 """
 
@@ -39,7 +43,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from .._optional import require
-from ..errors import TrainingDataError
+from ..errors import E2RankValueError, TrainingDataError
 from ..evaluation import EvalReport, evaluate, rerank_run
 from ..model import E2RankModel, pool_last_token
 from .config import TrainConfig, instructions_for
@@ -77,6 +81,9 @@ class Objective:
         ranknet_weight: Weight of the RankNet loss.
         ranknet_scale: Multiplies ``cos(prompt, passage)`` before RankNet.
         negatives_cross_device: Gather every device's queries and passages for InfoNCE.
+        authors_cross_device_scale: With ``negatives_cross_device``, keep the authors' InfoNCE gradient, which is
+            the gathered batch's divided by the number of processes; by default it is multiplied back (as Tevatron
+            does), so a step equals one process on the combined batch.
     """
 
     temperature: float = 0.03
@@ -84,6 +91,7 @@ class Objective:
     ranknet_weight: float = 2.0
     ranknet_scale: float = 10.0
     negatives_cross_device: bool = False
+    authors_cross_device_scale: bool = False
 
 
 class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
@@ -126,6 +134,7 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
         d = pool_last_token(model, inputs["document"])
         prompt = pool_last_token(model, inputs["prompt"])
         objective = self.objective
+        gather = objective.negatives_cross_device and self.args.world_size > 1
         loss: E2RankLoss = e2rank_loss(
             q,
             d,
@@ -135,7 +144,10 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
             ranknet_scale=objective.ranknet_scale,
             embedding_weight=objective.embedding_weight,
             ranknet_weight=objective.ranknet_weight,
-            gather=gather_across_devices if objective.negatives_cross_device else None,
+            gather=gather_across_devices if gather else None,
+            # Each process back-propagates the gathered InfoNCE through its own rows only, and the data-parallel
+            # wrapper averages the gradients over processes: that is the combined batch's gradient / world size.
+            embedding_grad_scale=self.args.world_size if gather and not objective.authors_cross_device_scale else 1,
         )
         if model.training:
             self._parts.append(torch.stack([loss.embedding.detach(), loss.ranking.detach()]))
@@ -232,9 +244,14 @@ def training_arguments(config: TrainConfig) -> Any:
         "seed": config.seed,
         "remove_unused_columns": False,  # the collator's keys are not the model's forward arguments
         "report_to": "none",
+        "ddp_find_unused_parameters": False,  # every parameter takes part in the loss (DDP skips a graph walk)
         # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
         ("warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"): config.warmup_ratio,
     }
+    if _launched_world_size() > 1 and not torch.cuda.is_available():
+        # Without CUDA, transformers sets up no process group unless told to run on the CPU: each process would
+        # train alone on all the data. use_cpu gives one distributed run over gloo.
+        values["use_cpu"] = True
     overrides = dict(item.split("=", 1) for item in config.hf_args)
     reserved = sorted(_RESERVED_HF_ARGS & set(overrides))
     if reserved:
@@ -250,6 +267,25 @@ def training_arguments(config: TrainConfig) -> Any:
         parsed, _ = parser.parse_known_args(argv)
         values.update({name: getattr(parsed, name) for name in overrides})
     return transformers.TrainingArguments(**values)
+
+
+def _launched_world_size() -> int:
+    """The number of processes torchrun or accelerate launched (``WORLD_SIZE``), 1 when run directly."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def _check_distributed(args: Any) -> None:
+    """Refuse to start when the launcher started several processes but the Trainer did not join them in one run."""
+    launched = _launched_world_size()
+    if launched > 1 and args.world_size != launched:
+        raise E2RankValueError(
+            f"{launched} processes were launched (WORLD_SIZE={launched}) but training would run in "
+            f"{args.world_size} process group(s) of {args.world_size}: each process would train alone on all the "
+            "data. Check hf_args (use_cpu, ddp_backend) and the launcher's settings."
+        )
 
 
 def _check_output(config: TrainConfig) -> None:
@@ -302,6 +338,7 @@ def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) ->
             ranknet_weight=config.ranknet_weight,
             ranknet_scale=config.ranknet_scale,
             negatives_cross_device=config.negatives_cross_device,
+            authors_cross_device_scale=config.authors_cross_device_scale,
         ),
     )
     return trainer, encoder
@@ -327,6 +364,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     slates = load_slates(config.data)
     dev = load_slates(config.eval_data) if config.eval_data else None
     args = training_arguments(config)
+    _check_distributed(args)
     main = args.process_index == 0
 
     def say(line: str) -> None:
