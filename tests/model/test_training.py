@@ -100,7 +100,8 @@ def test_lora_through_the_module_entry_point_merges_into_a_plain_checkpoint(task
     assert E2RankModel.from_pretrained(output).rerank("apple", ["apple pie", "river"])  # loads and reranks
 
 
-def test_resume_ends_where_an_uninterrupted_run_does(task, tiny_path, tmp_path):
+def test_resume_ends_where_an_uninterrupted_run_does(task, tiny_path, tmp_path, capsys):
+    """Even when the newest checkpoint was cut short by a stop during its save (no trainer state): it is skipped."""
     train_path, _ = task
     common = {"model": str(tiny_path), "data": str(train_path), "lr": 1e-4, "batch_size": 4, "max_steps": 4}
     whole = tmp_path / "whole"
@@ -108,7 +109,13 @@ def test_resume_ends_where_an_uninterrupted_run_does(task, tiny_path, tmp_path):
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     shutil.copytree(whole / "checkpoint-2", resumed / "checkpoint-2")  # as if the run had stopped after step 2
+    shutil.copytree(whole / "checkpoint-4", resumed / "checkpoint-4")  # ... and again while saving step 4
+    (resumed / "checkpoint-4" / "trainer_state.json").unlink()
+    capsys.readouterr()
     result = train(TrainConfig(output=str(resumed), save_steps=2, resume=True, **common))
+    said = capsys.readouterr().out
+    assert "resume: skipping checkpoint-4: no trainer_state.json" in said
+    assert f"resume: continuing from {resumed / 'checkpoint-2'}" in said
     assert result.metrics["epoch"] > 0
     expected, got = tensors(whole), tensors(resumed)
     for name in expected:

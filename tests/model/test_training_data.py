@@ -173,9 +173,9 @@ def test_cli_refuses_a_used_output_directory_and_a_resume_without_checkpoint(tmp
     (used / "something").write_text("x")
     base = ["train", "--model", str(tiny_path), "--data", str(data)]
     assert main([*base, "--output", str(used)]) == 1
-    assert "is not empty: pass --resume" in capsys.readouterr().err
+    assert "is not empty: set resume to continue" in capsys.readouterr().err
     assert main([*base, "--output", str(used), "--resume"]) == 1
-    assert "no checkpoint-* directory" in capsys.readouterr().err
+    assert "no complete checkpoint-* directory" in capsys.readouterr().err
     assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "per_device_train_batch_size=4"]) == 1
     assert "use --batch-size" in capsys.readouterr().err
     assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "not_a_field=1"]) == 1

@@ -62,6 +62,7 @@ __all__ = [
     "TrainResult",
     "build_trainer",
     "evaluate_slates",
+    "latest_checkpoint",
     "train",
     "training_arguments",
 ]
@@ -288,16 +289,49 @@ def _check_distributed(args: Any) -> None:
         )
 
 
-def _check_output(config: TrainConfig) -> None:
+def latest_checkpoint(output: str | os.PathLike[str]) -> tuple[Path | None, list[str]]:
+    """The newest complete ``checkpoint-N`` in ``output`` and why each newer one was skipped.
+
+    The Trainer writes ``trainer_state.json`` last, after the weights, optimizer and RNG states, so a checkpoint
+    whose trainer state is missing or unreadable was cut short (a stop during a save) and cannot be resumed.
+
+    Returns:
+        The checkpoint directory (``None`` if there is none) and one line per skipped checkpoint.
+    """
+    found = []
+    for path in Path(output).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and step.isdigit():
+            found.append((int(step), path))
+    skipped = []
+    for _, path in sorted(found, reverse=True):
+        state = path / "trainer_state.json"
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            skipped.append(f"{path.name}: no trainer_state.json (the run stopped while saving it)")
+            continue
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{path.name}: trainer_state.json unreadable ({exc})")
+            continue
+        return path, skipped
+    return None, skipped
+
+
+def _check_output(config: TrainConfig) -> tuple[Path | None, list[str]]:
+    """Refuse an output directory in use; with ``resume``, the checkpoint to resume from and the ones skipped."""
     output = Path(config.output)
     if config.resume:
-        if not (output.is_dir() and cast(Any, transformers.trainer_utils).get_last_checkpoint(str(output))):
-            raise ValueError(f"--resume: no checkpoint-* directory in {output} to resume from")
-        return
+        checkpoint, skipped = latest_checkpoint(output)
+        if checkpoint is None:
+            why = f" ({'; '.join(skipped)})" if skipped else ""
+            raise E2RankValueError(f"resume: no complete checkpoint-* directory in {output} to resume from{why}")
+        return checkpoint, skipped
     if output.is_dir() and any(output.iterdir()):
-        raise ValueError(
-            f"{output} is not empty: pass --resume to continue from its last checkpoint, or choose another"
+        raise E2RankValueError(
+            f"output {output} is not empty: set resume to continue from its last checkpoint, or choose another output"
         )
+    return None, []
 
 
 def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) -> tuple[E2RankTrainer, E2RankModel]:
@@ -360,7 +394,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
         ValueError: A setting is invalid, or the output directory is in use.
     """
     stream = out or sys.stdout
-    _check_output(config)
+    checkpoint, skipped = _check_output(config)
     slates = load_slates(config.data)
     dev = load_slates(config.eval_data) if config.eval_data else None
     args = training_arguments(config)
@@ -371,6 +405,10 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
         if main:
             print(line, file=stream, flush=True)
 
+    for line in skipped:
+        say(f"resume: skipping {line}")
+    if checkpoint is not None:
+        say(f"resume: continuing from {checkpoint} (the newest checkpoint with its trainer state)")
     gathering = config.negatives_cross_device and args.world_size > 1
     batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=config.data)
     if not batches:
@@ -395,7 +433,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
                 _free_memory()
 
     trainer, encoder = build_trainer(config, batches, args)
-    output = trainer.train(resume_from_checkpoint=True if config.resume else None)
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     trained: Any = trainer.model
     if config.lora_r is not None:
