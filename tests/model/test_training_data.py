@@ -15,7 +15,7 @@ pytest.importorskip("accelerate")
 
 from e2rank_integrations import TrainingDataError
 from e2rank_integrations.cli import build_parser, main
-from e2rank_integrations.training import Slate, SlateCollator, TrainConfig, load_slates, make_batches
+from e2rank_integrations.training import Slate, SlateCollator, TrainConfig, load_slates, make_batches, train
 from e2rank_integrations.training.config import TASK_INSTRUCTIONS
 
 GOOD = {"query": "what is a tiger", "document": ["a big cat", "a fruit", "a river"], "ranking": [0, 2, 1]}
@@ -189,3 +189,18 @@ def test_module_entry_point_is_the_train_command():
     )
     assert result.returncode == 0, result.stderr
     assert "usage: e2rank train" in result.stdout and "--negatives-cross-device" in result.stdout
+
+
+def test_truncation_and_a_batch_larger_than_the_data_are_reported(tmp_path, tiny_path, capsys):
+    long = {**GOOD, "document": ["word " * 60, "a fruit", "a river"]}
+    data = write(tmp_path, GOOD, long, GOOD)
+    output = str(tmp_path / "o")
+    train(
+        TrainConfig(
+            model=str(tiny_path), data=str(data), output=output, max_steps=1, max_query_tokens=8, max_doc_tokens=16
+        )
+    )
+    said = capsys.readouterr().out
+    assert "warning: max_query_tokens=8 removes the query text entirely from 3 of 3 queries" in said
+    assert "warning: max_doc_tokens=16 cuts more than 50% of the tokens of 1 of 9 passages (first: line 2)" in said
+    assert "note: batch_size 8 is larger than the data: the largest batch holds 3 slates" in said

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
     from ..model import E2RankModel
 
-__all__ = ["Slate", "SlateCollator", "batch_tokens", "load_slates", "make_batches"]
+__all__ = ["Slate", "SlateCollator", "batch_tokens", "load_slates", "make_batches", "truncation_warnings"]
 
+TRUNCATION_WARN_SHARE = 0.5  # warn when a passage loses more than this share of its tokens to max_doc_tokens
 RELEVANT_TOP = 10  # without "relevance", the teacher's top 10 are graded 10, 9, ..., 1 (nDCG@10 against the teacher)
 
 
@@ -190,6 +191,44 @@ def make_batches(
             if len(chunk) == batch_size or not same_shape:
                 batches.append(chunk)
     return batches
+
+
+def truncation_warnings(
+    encoder: E2RankModel, slates: Sequence[Slate], *, max_query_tokens: int, max_doc_tokens: int
+) -> list[str]:
+    """What the token limits cut away from the training data, as warning lines (none when nothing matters is cut).
+
+    A query is cut from its end (``<|endoftext|>`` kept), so a limit that the instruction alone fills removes the
+    query text entirely; a passage losing more than :data:`TRUNCATION_WARN_SHARE` of its tokens is counted too.
+    """
+    prompts = encoder.prompts
+    lines = []
+    cut, emptied, first = 0, 0, None
+    for slate in slates:
+        instruction = instructions_for(slate.source, prompts)[0]
+        text, bare = prompts.query(slate.query, instruction), prompts.query("", instruction)
+        full, prefix = encoder.count_tokens([text, bare])
+        if full > max_query_tokens:
+            cut += 1
+            first = first or slate.line
+            if prefix >= max_query_tokens:
+                emptied += 1
+    if emptied:
+        lines.append(
+            f"max_query_tokens={max_query_tokens} removes the query text entirely from {emptied} of {len(slates)} "
+            "queries: the instruction and <|endoftext|> alone fill it, so the model sees only the instruction"
+        )
+    elif cut:
+        lines.append(f"max_query_tokens={max_query_tokens} cuts {cut} of {len(slates)} queries (first: line {first})")
+    documents = [(slate.line, d) for slate in slates for d in slate.documents]
+    counts = encoder.count_tokens([prompts.document(d) for _, d in documents])
+    over = [line for (line, _), n in zip(documents, counts) if n - max_doc_tokens > TRUNCATION_WARN_SHARE * n]
+    if over:
+        lines.append(
+            f"max_doc_tokens={max_doc_tokens} cuts more than {TRUNCATION_WARN_SHARE:.0%} of the tokens of "
+            f"{len(over)} of {len(documents)} passages (first: line {over[0]})"
+        )
+    return lines
 
 
 class SlateCollator:

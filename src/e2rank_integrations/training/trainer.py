@@ -47,7 +47,7 @@ from ..errors import E2RankValueError, TrainingDataError
 from ..evaluation import EvalReport, evaluate, rerank_run
 from ..model import E2RankModel, pool_last_token
 from .config import TrainConfig, instructions_for
-from .data import Slate, SlateCollator, load_slates, make_batches
+from .data import Slate, SlateCollator, load_slates, make_batches, truncation_warnings
 from .losses import E2RankLoss, e2rank_loss, gather_across_devices
 
 for _module in ("torch", "accelerate", "transformers"):  # a missing one fails here, naming the extra
@@ -414,6 +414,12 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     if not batches:
         raise TrainingDataError(config.data, 0, f"fewer slates than --batch-size {config.batch_size} in every group")
     kept = sum(len(b) for b in batches)
+    largest = max(len(b) for b in batches)
+    if largest < config.batch_size:
+        say(
+            f"note: batch_size {config.batch_size} is larger than the data: the largest batch holds {largest} slates "
+            "(a batch holds slates of one source and one slate length)"
+        )
     say(
         f"{len(slates)} slates from {config.data}: {len(batches)} batches of up to {config.batch_size}"
         + (f" ({len(slates) - kept} slates left out of incomplete batches)" if kept < len(slates) else "")
@@ -433,6 +439,11 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
                 _free_memory()
 
     trainer, encoder = build_trainer(config, batches, args)
+    if main:
+        for line in truncation_warnings(
+            encoder, slates, max_query_tokens=config.max_query_tokens, max_doc_tokens=config.max_doc_tokens
+        ):
+            say(f"warning: {line}")
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     trained: Any = trainer.model
