@@ -951,6 +951,19 @@ def add_train_parser(sub: Any) -> None:
         help=f"listwise prompt: E2RankModel's inference one, or the authors' training one (default: {d.prompt_format})",
     )
     add(
+        "--instruction",
+        default=d.instruction,
+        help="one task description for every slate: the query instruction and the listwise prompt's opening; "
+        "rerank with the same instruction (default: the authors' per source)",
+    )
+    add(
+        "--instructions",
+        metavar="FILE",
+        default=d.instructions,
+        help='JSON {source: text or {"query": ..., "rerank": ...}, "*": for any other}; wins over --instruction '
+        "(default: none)",
+    )
+    add(
         "--lora-r",
         type=int,
         default=d.lora_r,

@@ -133,6 +133,26 @@ def test_the_collator_encodes_as_the_model_embeds(tiny_path):
     assert batch["ranking"].tolist() == [[0, 2, 1], [1, 0, 2]]
 
 
+def test_own_instructions_win_over_the_authors_and_a_file_wins_per_source(tmp_path):
+    from e2rank_integrations import E2RankValueError
+    from e2rank_integrations.training.config import instructions_for
+
+    common = {"model": "m", "data": "d", "output": "o"}
+    authors = TrainConfig(**common).task_instructions()
+    assert instructions_for("nq", TrainConfig(**common).prompts, authors) == TASK_INSTRUCTIONS["nq"]
+    own = TrainConfig(**common, instruction="Find statutes").task_instructions()
+    assert instructions_for("nq", TrainConfig(**common).prompts, own) == ("Find statutes", "Find statutes")
+    table = tmp_path / "instructions.json"
+    table.write_text(json.dumps({"law": "Find statutes", "*": {"query": "Q", "rerank": "R:"}}))
+    both = TrainConfig(**common, instruction="X", instructions=str(table)).task_instructions()
+    prompts = TrainConfig(**common).prompts
+    assert instructions_for("law", prompts, both) == ("Find statutes", "Find statutes")
+    assert instructions_for("nq", prompts, both) == instructions_for(None, prompts, both) == ("Q", "R:")
+    table.write_text(json.dumps({"law": ""}))
+    with pytest.raises(E2RankValueError, match=r"instructions: .*'law' must be a non-empty text"):
+        TrainConfig(**common, instructions=str(table)).task_instructions()
+
+
 # ---------------------------------------------------------------------------- the command
 
 
@@ -191,16 +211,26 @@ def test_module_entry_point_is_the_train_command():
     assert "usage: e2rank train" in result.stdout and "--negatives-cross-device" in result.stdout
 
 
-def test_truncation_and_a_batch_larger_than_the_data_are_reported(tmp_path, tiny_path, capsys):
+def test_truncation_a_batch_larger_than_the_data_and_own_instruction(tmp_path, tiny_path, capsys):
+    """Truncation and batch size are reported; the model card records the instruction trained with."""
     long = {**GOOD, "document": ["word " * 60, "a fruit", "a river"]}
     data = write(tmp_path, GOOD, long, GOOD)
     output = str(tmp_path / "o")
     train(
         TrainConfig(
-            model=str(tiny_path), data=str(data), output=output, max_steps=1, max_query_tokens=8, max_doc_tokens=16
+            model=str(tiny_path),
+            data=str(data),
+            output=output,
+            max_steps=1,
+            max_query_tokens=8,
+            max_doc_tokens=16,
+            instruction="Find the animal",
         )
     )
     said = capsys.readouterr().out
     assert "warning: max_query_tokens=8 removes the query text entirely from 3 of 3 queries" in said
     assert "warning: max_doc_tokens=16 cuts more than 50% of the tokens of 1 of 9 passages (first: line 2)" in said
     assert "note: batch_size 8 is larger than the data: the largest batch holds 3 slates" in said
+    card = (tmp_path / "o" / "README.md").read_text()
+    assert '| (any other) | "Find the animal" | "Find the animal" |' in card
+    assert "instruction='Find the animal')" in card

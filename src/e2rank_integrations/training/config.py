@@ -6,11 +6,25 @@ except the prompt format: see :data:`PROMPT_FORMATS`.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..errors import E2RankValueError
 from ..prompts import EOS, TRAINING_LISTWISE_TEMPLATE, PromptFormat
 
-__all__ = ["AUTHORS_DEFAULT_INSTRUCTIONS", "PROMPT_FORMATS", "TASK_INSTRUCTIONS", "TrainConfig", "instructions_for"]
+__all__ = [
+    "AUTHORS_DEFAULT_INSTRUCTIONS",
+    "PROMPT_FORMATS",
+    "TASK_INSTRUCTIONS",
+    "TrainConfig",
+    "instructions_for",
+    "load_instructions",
+]
+
+Instructions = Mapping[str | None, tuple[str, str]]
+"""source -> (query instruction, rerank instruction); the key ``None`` is for every source not listed."""
 
 # The authors' (query instruction, rerank instruction) per data "source", as their training data used them
 # (src/data.py), typos included: the released checkpoints were trained on these exact strings. Rerank instructions
@@ -89,11 +103,50 @@ PROMPT_FORMATS: dict[str, PromptFormat] = {
 """The prompt formats ``e2rank train --prompt-format`` accepts."""
 
 
-def instructions_for(source: str | None, prompts: PromptFormat) -> tuple[str, str]:
-    """(query instruction, rerank instruction) for a data source: the authors' table, else the format's defaults."""
+def instructions_for(source: str | None, prompts: PromptFormat, table: Instructions | None = None) -> tuple[str, str]:
+    """(query instruction, rerank instruction) for a data source.
+
+    From ``table`` if given (see :meth:`TrainConfig.task_instructions`), else the authors' table, else the format's
+    defaults.
+    """
+    if table is not None:
+        if source in table:
+            return table[source]
+        if None in table:
+            return table[None]
     if source in TASK_INSTRUCTIONS:
         return TASK_INSTRUCTIONS[source]
     return prompts.query_instruction, prompts.rerank_instruction
+
+
+def load_instructions(path: str) -> dict[str | None, tuple[str, str]]:
+    """Read per-source instructions: a JSON object ``{source: text}`` or ``{source: {"query": q, "rerank": r}}``.
+
+    A plain text is used for both the query and the listwise prompt. The key ``"*"`` stands for every source not
+    listed (and lines without a source).
+
+    Raises:
+        E2RankValueError: The file cannot be read or is not of that shape (the message names ``instructions``).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data: Any = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise E2RankValueError(f"instructions: cannot read {path} as JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise E2RankValueError(f"instructions: {path} must hold a JSON object of source -> instruction")
+    table: dict[str | None, tuple[str, str]] = {}
+    for source, value in data.items():
+        if isinstance(value, dict) and set(value) == {"query", "rerank"}:
+            value = (value["query"], value["rerank"])
+        elif isinstance(value, str):
+            value = (value, value)
+        if not (isinstance(value, tuple) and all(isinstance(v, str) and v.strip() for v in value)):
+            raise E2RankValueError(
+                f'instructions: {path}: {source!r} must be a non-empty text or {{"query": ..., "rerank": ...}}'
+            )
+        table[None if source == "*" else source] = value
+    return table
 
 
 @dataclass
@@ -123,6 +176,10 @@ class TrainConfig:
         max_doc_tokens: Longest passage in tokens.
         max_prompt_tokens: Token budget of a listwise prompt (its passages are cut evenly to fit).
         prompt_format: A key of :data:`PROMPT_FORMATS`.
+        instruction: One task description for every slate, used for the query and to open the listwise prompt
+            (instead of the authors' per-source ones); rerank with ``instruction=`` the same text.
+        instructions: A JSON file of per-source instructions (see :func:`load_instructions`); its entries win over
+            ``instruction`` for their sources.
         lora_r: LoRA rank; ``None`` trains every weight.
         lora_alpha: LoRA alpha; default ``2 * lora_r`` (the authors' 16 for 8).
         bf16: Mixed precision in bfloat16.
@@ -155,6 +212,8 @@ class TrainConfig:
     max_doc_tokens: int = 1024
     max_prompt_tokens: int = 32768
     prompt_format: str = "package"
+    instruction: str | None = None
+    instructions: str | None = None
     lora_r: int | None = None
     lora_alpha: int | None = None
     bf16: bool = False
@@ -184,9 +243,26 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
+        if self.instruction is not None and not self.instruction.strip():
+            raise E2RankValueError("instruction must be a non-empty text")
         for item in self.hf_args:
             if "=" not in item:
                 raise ValueError(f"hf_args items are name=value, got {item!r}")
+
+    def task_instructions(self) -> dict[str | None, tuple[str, str]]:
+        """The (query, rerank) instruction per source of this run; the key ``None`` for every other source.
+
+        ``instructions`` (the file) first, then ``instruction``, then the authors' table and the format's defaults.
+        """
+        prompts = self.prompts
+        if self.instruction is None:
+            table: dict[str | None, tuple[str, str]] = dict(TASK_INSTRUCTIONS)
+            table[None] = (prompts.query_instruction, prompts.rerank_instruction)
+        else:
+            table = {None: (self.instruction, self.instruction)}
+        if self.instructions is not None:
+            table.update(load_instructions(self.instructions))
+        return table
 
     @property
     def prompts(self) -> PromptFormat:

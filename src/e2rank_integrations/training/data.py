@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._optional import require
 from ..errors import TrainingDataError
-from .config import instructions_for
+from .config import Instructions, instructions_for
 
 if TYPE_CHECKING:
     import torch
@@ -194,7 +194,12 @@ def make_batches(
 
 
 def truncation_warnings(
-    encoder: E2RankModel, slates: Sequence[Slate], *, max_query_tokens: int, max_doc_tokens: int
+    encoder: E2RankModel,
+    slates: Sequence[Slate],
+    *,
+    max_query_tokens: int,
+    max_doc_tokens: int,
+    instructions: Instructions | None = None,
 ) -> list[str]:
     """What the token limits cut away from the training data, as warning lines (none when nothing matters is cut).
 
@@ -205,7 +210,7 @@ def truncation_warnings(
     lines = []
     cut, emptied, first = 0, 0, None
     for slate in slates:
-        instruction = instructions_for(slate.source, prompts)[0]
+        instruction = instructions_for(slate.source, prompts, instructions)[0]
         text, bare = prompts.query(slate.query, instruction), prompts.query("", instruction)
         full, prefix = encoder.count_tokens([text, bare])
         if full > max_query_tokens:
@@ -246,6 +251,8 @@ class SlateCollator:
         max_doc_tokens: Longest passage in tokens.
         max_prompt_tokens: Token budget of a listwise prompt.
         num_prompt_docs: Passages put in a listwise prompt.
+        instructions: source -> (query, rerank) instruction (see ``TrainConfig.task_instructions``); default the
+            authors' table and the format's defaults.
     """
 
     def __init__(
@@ -256,8 +263,10 @@ class SlateCollator:
         max_doc_tokens: int = 1024,
         max_prompt_tokens: int = 32768,
         num_prompt_docs: int = 20,
+        instructions: Instructions | None = None,
     ) -> None:
         self.encoder = encoder
+        self.instructions = instructions
         self.max_query_tokens = max_query_tokens
         self.max_doc_tokens = max_doc_tokens
         self.max_prompt_tokens = max_prompt_tokens
@@ -277,7 +286,7 @@ class SlateCollator:
         encoder, prompts = self.encoder, self.encoder.prompts
         queries, prompt_texts = [], []
         for slate in slates:
-            query_instruction, rerank_instruction = instructions_for(slate.source, prompts)
+            query_instruction, rerank_instruction = instructions_for(slate.source, prompts, self.instructions)
             queries.append(prompts.query(slate.query, query_instruction))
             prompt_texts.append(
                 encoder.listwise_prompt(

@@ -46,7 +46,7 @@ from .._optional import require
 from ..errors import E2RankValueError, TrainingDataError
 from ..evaluation import EvalReport, evaluate, rerank_run
 from ..model import E2RankModel, pool_last_token
-from .config import TrainConfig, instructions_for
+from .config import Instructions, TrainConfig, instructions_for
 from .data import Slate, SlateCollator, load_slates, make_batches, truncation_warnings
 from .losses import E2RankLoss, e2rank_loss, gather_across_devices
 
@@ -185,7 +185,13 @@ class TrainResult:
     eval_after: EvalReport | None = None
 
 
-def evaluate_slates(model: E2RankModel, slates: Sequence[Slate], *, num_prompt_docs: int = 20) -> EvalReport:
+def evaluate_slates(
+    model: E2RankModel,
+    slates: Sequence[Slate],
+    *,
+    num_prompt_docs: int = 20,
+    instructions: Instructions | None = None,
+) -> EvalReport:
     """Rerank each slate's passages (given in first-stage order) and score with the package's evaluation code.
 
     Relevance is each slate's ``relevance`` if given, else the teacher's top 10 graded 10..1 (nDCG@10 then says
@@ -204,7 +210,7 @@ def evaluate_slates(model: E2RankModel, slates: Sequence[Slate], *, num_prompt_d
         corpus.update(zip(ids, slate.documents))
         first_stage[qid] = {doc: float(len(ids) - j) for j, doc in enumerate(ids)}
         qrels[qid] = dict(zip(ids, slate.grades()))
-        by_instruction.setdefault(instructions_for(slate.source, model.prompts)[1], []).append(qid)
+        by_instruction.setdefault(instructions_for(slate.source, model.prompts, instructions)[1], []).append(qid)
     top_k = max(len(s.documents) for s in slates)
     reranked: dict[str, dict[str, float]] = {}
     for instruction, qids in by_instruction.items():
@@ -364,6 +370,7 @@ def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) ->
             max_doc_tokens=config.max_doc_tokens,
             max_prompt_tokens=config.max_prompt_tokens,
             num_prompt_docs=config.num_prompt_docs,
+            instructions=config.task_instructions(),
         ),
         processing_class=encoder.tokenizer,
         objective=Objective(
@@ -395,6 +402,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     """
     stream = out or sys.stdout
     checkpoint, skipped = _check_output(config)
+    instructions = config.task_instructions()
     slates = load_slates(config.data)
     dev = load_slates(config.eval_data) if config.eval_data else None
     args = training_arguments(config)
@@ -431,7 +439,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
         with args.main_process_first(desc="evaluating the base model"):
             if main:
                 base = E2RankModel.from_pretrained(config.model, device=str(args.device), cache=False, prompts=prompts)
-                before = evaluate_slates(base, dev, num_prompt_docs=config.num_prompt_docs)
+                before = evaluate_slates(base, dev, num_prompt_docs=config.num_prompt_docs, instructions=instructions)
                 first_stage = before.before["nDCG@10"]
                 base_ndcg = before.after["nDCG@10"]
                 say(f"nDCG@10 on {len(dev)} eval slates: data order {first_stage:.2f}, base model {base_ndcg:.2f}")
@@ -441,7 +449,11 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     trainer, encoder = build_trainer(config, batches, args)
     if main:
         for line in truncation_warnings(
-            encoder, slates, max_query_tokens=config.max_query_tokens, max_doc_tokens=config.max_doc_tokens
+            encoder,
+            slates,
+            max_query_tokens=config.max_query_tokens,
+            max_doc_tokens=config.max_doc_tokens,
+            instructions=instructions,
         ):
             say(f"warning: {line}")
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -467,7 +479,9 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
             after_model = E2RankModel.from_pretrained(
                 config.output, device=str(args.device), cache=False, prompts=prompts
             )
-            result.eval_after = evaluate_slates(after_model, dev, num_prompt_docs=config.num_prompt_docs)
+            result.eval_after = evaluate_slates(
+                after_model, dev, num_prompt_docs=config.num_prompt_docs, instructions=instructions
+            )
             del after_model
             say(f"nDCG@10 on {len(dev)} eval slates: trained model {result.eval_after.after['nDCG@10']:.2f}")
         write_model_card(config, result, n_slates=len(slates), n_passages=sum(len(s.documents) for s in slates))
@@ -536,6 +550,23 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
             ),
             "",
         ]
+    custom = config.instruction is not None or config.instructions is not None
+    if custom:
+        table = config.task_instructions()
+        lines += [
+            "## Instructions",
+            "",
+            "Trained with these task instructions (query instruction / the listwise prompt's opening). Pass the same",
+            "to `embed_queries(..., instruction=...)` and `rerank(..., instruction=...)`.",
+            "",
+            "| source | query | rerank |",
+            "|---|---|---|",
+            *(
+                f"| {'(any other)' if source is None else source} | {json.dumps(q)} | {json.dumps(r)} |"
+                for source, (q, r) in table.items()
+            ),
+            "",
+        ]
     prompts_arg = (
         "" if config.prompt_format == "package" else ", prompts=PROMPT_FORMATS[" + repr(config.prompt_format) + "]"
     )
@@ -550,7 +581,8 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
     load += [
         "",
         f"model = E2RankModel.from_pretrained({config.output!r}{prompts_arg})",
-        'results = model.rerank("a query", ["a passage", "another passage"])',
+        'results = model.rerank("a query", ["a passage", "another passage"]'
+        + (f", instruction={config.task_instructions()[None][1]!r})" if custom else ")"),
         "```",
         "",
         "## Versions",
