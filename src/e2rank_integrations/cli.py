@@ -857,7 +857,7 @@ def add_index_parser(sub: Any) -> None:
 
 def add_train_parser(sub: Any) -> None:
     """The ``train`` subcommand; its options are :class:`~e2rank_integrations.training.TrainConfig`'s fields."""
-    from .training.config import PROMPT_FORMATS, TrainConfig
+    from .training.config import DATA_FORMATS, PROMPT_FORMATS, TrainConfig
 
     d = TrainConfig(model="", data="", output="")
     train_p = sub.add_parser(
@@ -888,6 +888,14 @@ def add_train_parser(sub: Any) -> None:
     add("--model", required=True, help="base model: hub id or local directory of an embedding model (required)")
     add("--data", required=True, help="training JSON lines, one slate per line (required)")
     add("--output", required=True, help="directory for checkpoints and the trained model (required)")
+    add(
+        "--data-format",
+        choices=list(DATA_FORMATS),
+        default=d.data_format,
+        help="layout of --data and --eval-data lines: slates (query, document, ranking|relevance|scores), triples "
+        "(query, positive, negative), pairs-with-negatives (query, pos: [...], neg: [...]), scored (the same with "
+        f"pos_scores, neg_scores) (default: {d.data_format})",
+    )
     add("--epochs", type=float, default=d.epochs, help=f"passes over the data (default: {d.epochs:g})")
     add("--max-steps", type=int, default=d.max_steps, help="stop after this many optimizer steps (default: --epochs)")
     add("--lr", type=float, default=d.lr, help=f"peak learning rate, linear schedule (default: {d.lr:g})")

@@ -68,6 +68,48 @@ def test_rankings_are_zero_or_one_based_and_blank_lines_keep_numbering(tmp_path)
     assert second.ranking == (2, 0, 1) and second.line == 3 and second.source == "msmarco"
 
 
+def test_graded_lines_train_on_their_grades_with_ties(tmp_path):
+    graded = {"query": "q", "document": ["a", "b", "c", "d"], "relevance": [0, 2, 0, 2]}
+    scored = {"query": "q", "document": ["a", "b", "c"], "scores": [0.1, -3, 7.5]}
+    both = {**GOOD, "relevance": [0, 0, 1]}  # an order wins; relevance grades the evaluation only
+    first, second, third = load_slates(write(tmp_path, graded, scored, both))
+    assert first.ranking == (1, 3, 0, 2) and first.train_grades() == (0, 2, 0, 2)
+    assert second.ranking == (2, 0, 1) and second.labels == (0.1, -3.0, 7.5)
+    assert third.labels is None and third.train_grades() == (3.0, 1.0, 2.0)
+    flat = {"query": "q", "document": ["a", "b"], "relevance": [1, 1]}
+    with pytest.raises(TrainingDataError, match=r":1: every passage has the same grade"):
+        load_slates(write(tmp_path, flat, name="flat.jsonl"))
+    with pytest.raises(TrainingDataError, match=r":1: 'scores' must be a list of 2 finite numbers"):
+        load_slates(write(tmp_path, {**flat, "scores": [1, "x"]}, name="bad.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("data_format", "line", "documents", "grades"),
+    [
+        ("triples", {"query": "q", "positive": "p", "negative": "n"}, ("p", "n"), (1, 0)),
+        ("triples", {"anchor": "q", "pos": "p", "neg": "n"}, ("p", "n"), (1, 0)),
+        ("pairs-with-negatives", {"query": "q", "pos": ["p"], "neg": ["n1", "n2"]}, ("p", "n1", "n2"), (1, 0, 0)),
+        (
+            "scored",
+            {"query": "q", "pos": ["p"], "neg": ["n1", "n2"], "pos_scores": [0.9], "neg_scores": [0.2, 0.5]},
+            ("p", "n1", "n2"),
+            (0.9, 0.2, 0.5),
+        ),
+    ],
+)
+def test_common_formats_convert_to_graded_slates(tmp_path, data_format, line, documents, grades):
+    (slate,) = load_slates(write(tmp_path, line), data_format=data_format)
+    assert slate.query == "q" and slate.documents == documents and slate.train_grades() == grades
+
+
+def test_a_line_of_another_format_is_named(tmp_path):
+    with pytest.raises(TrainingDataError, match=r"train\.jsonl:2: no 'neg' or 'negative' \(pairs-with-negatives"):
+        load_slates(
+            write(tmp_path, {"query": "q", "pos": ["p"], "neg": ["n"]}, {"query": "q", "pos": ["p"]}),
+            data_format="pairs-with-negatives",
+        )
+
+
 def test_grades_are_relevance_or_the_teacher_top_ten():
     slate = Slate("q", tuple("abcdefghijkl"), ranking=(11, 10, *range(10)))
     grades = slate.grades()

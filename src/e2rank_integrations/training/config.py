@@ -16,6 +16,7 @@ from ..prompts import EOS, TRAINING_LISTWISE_TEMPLATE, PromptFormat
 
 __all__ = [
     "AUTHORS_DEFAULT_INSTRUCTIONS",
+    "DATA_FORMATS",
     "PROMPT_FORMATS",
     "TASK_INSTRUCTIONS",
     "TrainConfig",
@@ -88,6 +89,15 @@ AUTHORS_DEFAULT_INSTRUCTIONS = (
 )
 """The authors' instructions for a source not in their table."""
 
+DATA_FORMATS = {
+    "slates": "{query, document: [...], ranking | relevance | scores, source?}: this module's format",
+    "triples": "{query|anchor, positive|pos, negative|neg} (one text each): relevance 1 and 0",
+    "pairs-with-negatives": "{query, pos: [...], neg: [...]} (FlagEmbedding): relevance 1 per pos, 0 per neg",
+    "scored": "{query, pos, neg, pos_scores, neg_scores} (FlagEmbedding with teacher scores): scores",
+}
+"""The line layouts ``load_slates`` (``data_format``) reads, and what each becomes for training."""
+
+
 PROMPT_FORMATS: dict[str, PromptFormat] = {
     # What E2RankModel infers with by default (the authors' evaluation code): train as you will rerank.
     "package": PromptFormat(),
@@ -156,6 +166,7 @@ class TrainConfig:
     Attributes:
         model: Base model: a hub id or a local directory of an embedding model (E2Rank, Qwen3-Embedding...).
         data: Training JSON lines: ``{"query", "document": [...], "ranking": [...], "source"?}``.
+        data_format: How the lines of ``data`` and ``eval_data`` are laid out: a key of :data:`DATA_FORMATS`.
         output: Directory for checkpoints and the final model.
         epochs: Passes over the data (a fraction stops part way).
         max_steps: Stop after this many optimizer steps (overrides ``epochs``).
@@ -195,6 +206,7 @@ class TrainConfig:
     model: str
     data: str
     output: str
+    data_format: str = "slates"
     epochs: float = 1.0
     max_steps: int | None = None
     lr: float = 5e-6
@@ -243,6 +255,8 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
+        if self.data_format not in DATA_FORMATS:
+            raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
         if self.instruction is not None and not self.instruction.strip():
             raise E2RankValueError("instruction must be a non-empty text")
         for item in self.hf_args:

@@ -6,8 +6,11 @@ One line is one slate::
 
 ``ranking`` is the teacher's order, best first, as indices into ``document``: 0-based, or 1-based as in the
 authors' files (a permutation of 0..n-1 or of 1..n; the two cannot be confused). ``source`` is optional and picks
-the instructions (see :data:`~e2rank_integrations.training.config.TASK_INSTRUCTIONS`). An evaluation line may add
-``"relevance"``: one non-negative integer grade per document; without it the teacher's top 10 are the relevant ones.
+the instructions (see :data:`~e2rank_integrations.training.config.TASK_INSTRUCTIONS`). Instead of ``ranking`` a line
+may grade its passages: ``"relevance"`` (non-negative integers) or ``"scores"`` (a teacher's numbers), higher is
+better, ties allowed; RankNet then learns only the pairs of different grades, and InfoNCE's positive is a top-graded
+passage. With ``ranking``, ``relevance`` only grades the evaluation; without either, the teacher's top 10 are the
+relevant ones.
 
 Slates of different lengths never share a batch: batches are formed within groups of equal source and slate
 length (the authors' batches never mix sources either), so no padding passage is ever embedded.
@@ -16,6 +19,7 @@ length (the authors' batches never mix sources either), so no padding passage is
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -23,15 +27,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._optional import require
-from ..errors import TrainingDataError
-from .config import Instructions, instructions_for
+from ..errors import E2RankValueError, TrainingDataError
+from .config import DATA_FORMATS, Instructions, instructions_for
 
 if TYPE_CHECKING:
     import torch
 
     from ..model import E2RankModel
 
-__all__ = ["Slate", "SlateCollator", "batch_tokens", "load_slates", "make_batches", "truncation_warnings"]
+__all__ = [
+    "DATA_FORMATS",
+    "Slate",
+    "SlateCollator",
+    "batch_tokens",
+    "load_slates",
+    "make_batches",
+    "truncation_warnings",
+]
 
 TRUNCATION_WARN_SHARE = 0.5  # warn when a passage loses more than this share of its tokens to max_doc_tokens
 RELEVANT_TOP = 10  # without "relevance", the teacher's top 10 are graded 10, 9, ..., 1 (nDCG@10 against the teacher)
@@ -48,6 +60,8 @@ class Slate:
         source: The task name, or ``None``.
         line: The 1-based line of the file it came from (for error messages).
         relevance: Graded relevance per passage, for evaluation.
+        labels: The teacher's grades or scores per passage when it gave those rather than an order (higher is
+            better, ties allowed); ``ranking`` is then the passages sorted by them (ties in data order).
     """
 
     query: str
@@ -56,6 +70,16 @@ class Slate:
     source: str | None = None
     line: int = 0
     relevance: tuple[int, ...] | None = None
+    labels: tuple[float, ...] | None = None
+
+    def train_grades(self) -> tuple[float, ...]:
+        """What RankNet compares, per passage: ``labels``, else ``n - teacher position`` (a total order)."""
+        if self.labels is not None:
+            return self.labels
+        grades = [0.0] * len(self.documents)
+        for position, index in enumerate(self.ranking):
+            grades[index] = float(len(self.documents) - position)
+        return tuple(grades)
 
     def grades(self) -> tuple[int, ...]:
         """Relevance per passage: ``relevance`` if given, else ``max(0, 10 - teacher position)``."""
@@ -67,10 +91,11 @@ class Slate:
         return tuple(grades)
 
 
-def load_slates(path: str | os.PathLike[str]) -> list[Slate]:
+def load_slates(path: str | os.PathLike[str], data_format: str = "slates") -> list[Slate]:
     r"""Read and check a JSON-lines file of slates; raise :class:`TrainingDataError` naming the first bad line.
 
-    Blank lines are skipped; other keys on a line are ignored.
+    Blank lines are skipped; other keys on a line are ignored. ``data_format`` converts other common layouts line
+    by line (see :data:`DATA_FORMATS`).
 
     Example:
         >>> import json, tempfile
@@ -81,12 +106,14 @@ def load_slates(path: str | os.PathLike[str]) -> list[Slate]:
         (1, 2, 0)
     """
     name = os.fspath(path)
+    if data_format not in DATA_FORMATS:
+        raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}")
     slates = []
     try:
         with open(name, encoding="utf-8") as handle:
             for number, text in enumerate(handle, start=1):
                 if text.strip():
-                    slates.append(_parse(text, name, number))
+                    slates.append(_parse(text, name, number, data_format))
     except (OSError, UnicodeDecodeError) as exc:
         raise TrainingDataError(name, 0, f"cannot be read ({exc})") from exc
     if not slates:
@@ -94,7 +121,38 @@ def load_slates(path: str | os.PathLike[str]) -> list[Slate]:
     return slates
 
 
-def _parse(text: str, path: str, number: int) -> Slate:
+def _texts(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _convert(record: dict[str, Any], data_format: str) -> dict[str, Any]:
+    """A record of another layout as a slate record (its texts are checked afterwards, as any slate's)."""
+    if data_format == "slates":
+        return record
+
+    def pick(*names: str) -> Any:
+        for name in names:
+            if name in record:
+                return record[name]
+        raise ValueError(f"no {' or '.join(repr(n) for n in names)} ({data_format} format)")
+
+    query = pick("query", "anchor")
+    if data_format == "triples":
+        pos, neg = [pick("positive", "pos")], [pick("negative", "neg")]
+    else:
+        pos, neg = _texts(pick("pos", "positive")), _texts(pick("neg", "negative"))
+    converted: dict[str, Any] = {"query": query, "document": pos + neg, "source": record.get("source")}
+    if data_format == "scored":
+        pos_scores, neg_scores = _texts(pick("pos_scores")), _texts(pick("neg_scores"))
+        if len(pos_scores) != len(pos) or len(neg_scores) != len(neg):
+            raise ValueError("'pos_scores' and 'neg_scores' must have one score per 'pos' and 'neg' passage")
+        converted["scores"] = pos_scores + neg_scores
+    else:
+        converted["relevance"] = [1] * len(pos) + [0] * len(neg)
+    return converted
+
+
+def _parse(text: str, path: str, number: int, data_format: str = "slates") -> Slate:
     def fail(message: str) -> TrainingDataError:
         return TrainingDataError(path, number, message)
 
@@ -104,6 +162,10 @@ def _parse(text: str, path: str, number: int) -> Slate:
         raise fail(f"not valid JSON ({exc.msg})") from None
     if not isinstance(record, dict):
         raise fail(f"expected a JSON object, got {type(record).__name__}")
+    try:
+        record = _convert(record, data_format)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     query = record.get("query")
     if not isinstance(query, str) or not query.strip():
         raise fail("'query' must be a non-empty string")
@@ -112,15 +174,6 @@ def _parse(text: str, path: str, number: int) -> Slate:
         raise fail("'document' must be a list of strings (the passages, in first-stage order)")
     if len(documents) < 2:
         raise fail(f"'document' has {len(documents)} passage(s); a slate needs at least 2 to rank")
-    if "ranking" not in record:
-        raise fail("no 'ranking' (the teacher's order: indices into 'document', best first)")
-    ranking = _zero_based(record["ranking"], len(documents))
-    if ranking is None:
-        shown = json.dumps(record["ranking"])
-        raise fail(
-            f"'ranking' must be a permutation of 0..{len(documents) - 1} (or 1..{len(documents)}) over the "
-            f"{len(documents)} passages of 'document', got {shown[:120]}"
-        )
     source = record.get("source")
     if source is not None and not isinstance(source, str):
         raise fail(f"'source' must be a string, got {type(source).__name__}")
@@ -131,6 +184,32 @@ def _parse(text: str, path: str, number: int) -> Slate:
         and all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in relevance)
     ):
         raise fail(f"'relevance' must be a list of {len(documents)} non-negative integers, one per passage")
+    scores = record.get("scores")
+    if scores is not None and not (
+        isinstance(scores, list)
+        and len(scores) == len(documents)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in scores)
+    ):
+        raise fail(f"'scores' must be a list of {len(documents)} finite numbers, one per passage")
+    labels = None
+    if "ranking" in record:  # an order wins: relevance is then for evaluation only
+        ranking = _zero_based(record["ranking"], len(documents))
+        if ranking is None:
+            shown = json.dumps(record["ranking"])
+            raise fail(
+                f"'ranking' must be a permutation of 0..{len(documents) - 1} (or 1..{len(documents)}) over the "
+                f"{len(documents)} passages of 'document', got {shown[:120]}"
+            )
+    elif relevance is not None or scores is not None:
+        labels = tuple(float(x) for x in (relevance if relevance is not None else scores))
+        if len(set(labels)) == 1:
+            raise fail("every passage has the same grade: no passage is better than another to learn from")
+        ranking = tuple(sorted(range(len(documents)), key=lambda i: -labels[i]))
+    else:
+        raise fail(
+            "no 'ranking', 'relevance' or 'scores' (the teacher's order: indices into 'document', best first; or "
+            "a grade or score per passage)"
+        )
     return Slate(
         query=query,
         documents=tuple(documents),
@@ -138,6 +217,7 @@ def _parse(text: str, path: str, number: int) -> Slate:
         source=source,
         line=number,
         relevance=tuple(relevance) if relevance is not None else None,
+        labels=labels,
     )
 
 
@@ -303,6 +383,7 @@ class SlateCollator:
             "document": encoder.model_inputs(documents, max_length=self.max_doc_tokens),
             "prompt": encoder.model_inputs(prompt_texts, max_length=self.max_prompt_tokens),
             "ranking": torch.tensor([slate.ranking for slate in slates], dtype=torch.long),
+            "grades": torch.tensor([slate.train_grades() for slate in slates], dtype=torch.float32),
         }
 
 

@@ -141,6 +141,7 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
             d,
             prompt,
             inputs["ranking"],
+            grades=inputs.get("grades"),
             temperature=objective.temperature,
             ranknet_scale=objective.ranknet_scale,
             embedding_weight=objective.embedding_weight,
@@ -403,8 +404,8 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     stream = out or sys.stdout
     checkpoint, skipped = _check_output(config)
     instructions = config.task_instructions()
-    slates = load_slates(config.data)
-    dev = load_slates(config.eval_data) if config.eval_data else None
+    slates = load_slates(config.data, config.data_format)
+    dev = load_slates(config.eval_data, config.data_format) if config.eval_data else None
     args = training_arguments(config)
     _check_distributed(args)
     main = args.process_index == 0
