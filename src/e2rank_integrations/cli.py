@@ -985,6 +985,25 @@ def add_train_parser(sub: Any) -> None:
         default=d.eval_data,
         help="held-out JSON lines: nDCG@10 before and after training (default: none)",
     )
+    add(
+        "--eval-steps",
+        type=int,
+        default=d.eval_steps,
+        help="also rerank --eval-data every N steps, checkpointing each time; the best nDCG@10 is kept as the "
+        "output (default: only before and after)",
+    )
+    add(
+        "--early-stopping-patience",
+        type=int,
+        default=d.early_stopping_patience,
+        help="with --eval-steps, stop after N evaluations without a better nDCG@10 (default: never)",
+    )
+    add(
+        "--report-to",
+        default=d.report_to,
+        help=f"report metrics to tensorboard, wandb, mlflow... (comma-separated; needs the package) "
+        f"(default: {d.report_to})",
+    )
     add("--resume", action="store_true", help="continue from the last checkpoint in --output (default: off)")
     add("--save-steps", type=int, default=d.save_steps, help=f"checkpoint every N steps (default: {d.save_steps})")
     add(

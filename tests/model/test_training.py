@@ -42,7 +42,7 @@ def learned(task, tiny_path, tmp_path_factory):
     train_path, dev_path = task
     output = tmp_path_factory.mktemp("learned") / "model"
     config = TrainConfig(
-        model=str(tiny_path), data=str(train_path), output=str(output), eval_data=str(dev_path), **LEARN
+        model=str(tiny_path), data=str(train_path), output=str(output), eval_data=str(dev_path), eval_steps=10, **LEARN
     )
     return config, train(config)
 
@@ -55,6 +55,17 @@ def test_training_learns_a_learnable_teacher_order(learned):
         f"nDCG@10 on held-out queries: data order {result.eval_first_stage:.2f}, before {before:.2f}, after {after:.2f}"
     )
     assert after > before + 10
+
+
+def test_evaluation_during_training_keeps_the_best_checkpoint(learned):
+    _, result = learned
+    state = json.loads((result.output_dir / "checkpoint-30" / "trainer_state.json").read_text())
+    scores = {entry["step"]: entry["eval_nDCG@10"] for entry in state["log_history"] if "eval_nDCG@10" in entry}
+    assert sorted(scores) == [10, 20, 30]
+    best = max(scores, key=lambda step: scores[step])
+    assert state["best_metric"] == pytest.approx(scores[best])
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{best}")
+    assert result.eval_after.after["nDCG@10"] == pytest.approx(scores[best], abs=1e-6)  # the best is what was saved
 
 
 def test_the_saved_directory_reranks_as_the_trained_model(learned, task):

@@ -276,3 +276,22 @@ def test_truncation_a_batch_larger_than_the_data_and_own_instruction(tmp_path, t
     card = (tmp_path / "o" / "README.md").read_text()
     assert '| (any other) | "Find the animal" | "Find the animal" |' in card
     assert "instruction='Find the animal')" in card
+
+
+def test_a_missing_reporting_package_is_named_before_training(tmp_path):
+    import importlib.util
+
+    from e2rank_integrations import E2RankValueError
+    from e2rank_integrations.training.trainer import training_arguments
+
+    missing = next((n for n in ("wandb", "mlflow", "clearml") if importlib.util.find_spec(n) is None), None)
+    if missing is None:
+        pytest.skip("every candidate reporting package is installed here")
+    for config in (
+        TrainConfig(model="m", data="d", output=str(tmp_path), report_to=missing),
+        TrainConfig(model="m", data="d", output=str(tmp_path), hf_args=[f"report_to={missing}"]),
+    ):
+        with pytest.raises(E2RankValueError, match=f"report_to: {missing} is not available: .*pip install {missing}"):
+            training_arguments(config)
+    with pytest.raises(E2RankValueError, match="eval_steps needs eval_data"):
+        TrainConfig(model="m", data="d", output="o", eval_steps=5)

@@ -196,6 +196,11 @@ class TrainConfig:
         bf16: Mixed precision in bfloat16.
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
         eval_data: Held-out JSON lines (same format) scored with nDCG@10 before and after training.
+        eval_steps: Also rerank ``eval_data`` every this many steps, saving a checkpoint each time (instead of every
+            ``save_steps``); the one with the best nDCG@10 is what ends in ``output``.
+        early_stopping_patience: With ``eval_steps``, stop after this many evaluations without a better nDCG@10.
+        report_to: Where the Trainer reports metrics: ``none``, or integrations such as ``tensorboard``,
+            ``wandb`` (comma-separated); each needs its package installed.
         resume: Continue from the last checkpoint in ``output``.
         save_steps: Save a checkpoint every this many steps.
         logging_steps: Log the losses every this many steps.
@@ -231,6 +236,9 @@ class TrainConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     eval_data: str | None = None
+    eval_steps: int | None = None
+    early_stopping_patience: int | None = None
+    report_to: str = "none"
     resume: bool = False
     save_steps: int = 500
     logging_steps: int = 10
@@ -255,6 +263,13 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
+        for name in ("eval_steps", "early_stopping_patience"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise E2RankValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_steps is not None and self.eval_data is None:
+            raise E2RankValueError("eval_steps needs eval_data: the slates to evaluate on")
+        if self.early_stopping_patience is not None and self.eval_steps is None:
+            raise E2RankValueError("early_stopping_patience needs eval_steps (and eval_data)")
         if self.data_format not in DATA_FORMATS:
             raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
         if self.instruction is not None and not self.instruction.strip():

@@ -115,9 +115,23 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
 
     objective: Objective
 
-    def __init__(self, *args: Any, objective: Objective | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        objective: Objective | None = None,
+        eval_slates: Sequence[Slate] | None = None,
+        encoder: E2RankModel | None = None,
+        num_prompt_docs: int = 20,
+        instructions: Instructions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if eval_slates is not None:
+            kwargs.setdefault("eval_dataset", list(eval_slates))  # the Trainer wants one; evaluate() reranks them
         super().__init__(*args, **kwargs)
         self.objective = objective or Objective()
+        self.eval_slates = eval_slates
+        self.encoder = encoder
+        self.eval_options: dict[str, Any] = {"num_prompt_docs": num_prompt_docs, "instructions": instructions}
         # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps. It does
         # that only for models that take no loss kwargs, and Qwen3Model.forward takes **kwargs (on 4.51 the
         # gradient would otherwise be grad_accum times too large).
@@ -156,6 +170,25 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
         if return_outputs:
             return loss.total, {"embedding_loss": loss.embedding, "ranking_loss": loss.ranking}
         return loss.total
+
+    def evaluate(self, *args: Any, metric_key_prefix: str = "eval", **kwargs: Any) -> dict[str, float]:
+        """With ``eval_slates`` (and ``encoder``): nDCG@10 and the other rerank metrics of the model being trained.
+
+        Reranks every evaluation slate with the current weights (each process alike, no collective calls), logs
+        ``eval_nDCG@10``... and lets callbacks (early stopping, best checkpoint) see them.
+        """
+        if self.eval_slates is None or self.encoder is None:
+            return cast("dict[str, float]", super().evaluate(*args, metric_key_prefix=metric_key_prefix, **kwargs))
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        current = E2RankModel(model, self.encoder.tokenizer, cache=False, prompts=self.encoder.prompts)
+        report = evaluate_slates(current, self.eval_slates, **self.eval_options)
+        model.train(was_training)
+        metrics = {f"{metric_key_prefix}_{name}": value for name, value in report.after.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs and self._parts:
@@ -251,11 +284,21 @@ def training_arguments(config: TrainConfig) -> Any:
         "save_steps": config.save_steps,
         "seed": config.seed,
         "remove_unused_columns": False,  # the collator's keys are not the model's forward arguments
-        "report_to": "none",
+        "report_to": [name.strip() for name in config.report_to.split(",") if name.strip()] or "none",
         "ddp_find_unused_parameters": False,  # every parameter takes part in the loss (DDP skips a graph walk)
         # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
         ("warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"): config.warmup_ratio,
     }
+    if config.eval_steps is not None:
+        # evaluate() reranks the eval slates; the best checkpoint by nDCG@10 is what ends in output
+        values.update(
+            eval_strategy="steps",
+            eval_steps=config.eval_steps,
+            save_steps=config.eval_steps,  # a checkpoint at every evaluation, so the best one can be kept
+            metric_for_best_model="eval_nDCG@10",
+            greater_is_better=True,
+            load_best_model_at_end=True,
+        )
     if _launched_world_size() > 1 and not torch.cuda.is_available():
         # Without CUDA, transformers sets up no process group unless told to run on the CPU: each process would
         # train alone on all the data. use_cpu gives one distributed run over gloo.
@@ -274,7 +317,25 @@ def training_arguments(config: TrainConfig) -> Any:
             argv += [f"--{name}", value]
         parsed, _ = parser.parse_known_args(argv)
         values.update({name: getattr(parsed, name) for name in overrides})
+    _check_report_to(values["report_to"])
     return transformers.TrainingArguments(**values)
+
+
+def _check_report_to(report_to: Any) -> None:
+    """Refuse a reporting integration whose package is missing, naming it (transformers fails deep in a callback)."""
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    names = [n for n in names if n not in ("none", "all")]
+    if not names:
+        return
+    integrations = cast(Any, transformers).integrations
+    available = set(integrations.get_available_reporting_integrations())
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise E2RankValueError(
+            f"report_to: {', '.join(missing)} is not available: its package is not installed (pip install "
+            f"{' '.join(missing)}), or it is not an integration transformers knows; available here: "
+            f"{', '.join(sorted(available)) or 'none'}"
+        )
 
 
 def _launched_world_size() -> int:
@@ -341,7 +402,9 @@ def _check_output(config: TrainConfig) -> tuple[Path | None, list[str]]:
     return None, []
 
 
-def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) -> tuple[E2RankTrainer, E2RankModel]:
+def build_trainer(
+    config: TrainConfig, batches: list[list[Slate]], args: Any, eval_slates: Sequence[Slate] | None = None
+) -> tuple[E2RankTrainer, E2RankModel]:
     """The :class:`E2RankTrainer` of a run: the base model in float32 (LoRA-wrapped if asked), its collator, loss.
 
     Returns the trainer and the :class:`E2RankModel` around the model being trained (its tokenizer and prompts).
@@ -381,6 +444,15 @@ def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) ->
             ranknet_scale=config.ranknet_scale,
             negatives_cross_device=config.negatives_cross_device,
             authors_cross_device_scale=config.authors_cross_device_scale,
+        ),
+        eval_slates=eval_slates if config.eval_steps is not None else None,
+        encoder=encoder,
+        num_prompt_docs=config.num_prompt_docs,
+        instructions=config.task_instructions(),
+        callbacks=(
+            [transformers.EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)]
+            if config.early_stopping_patience is not None
+            else None
         ),
     )
     return trainer, encoder
@@ -447,7 +519,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
                 del base
                 _free_memory()
 
-    trainer, encoder = build_trainer(config, batches, args)
+    trainer, encoder = build_trainer(config, batches, args, dev)
     if main:
         for line in truncation_warnings(
             encoder,
