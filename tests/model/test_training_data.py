@@ -254,14 +254,14 @@ def test_module_entry_point_is_the_train_command():
 
 
 def test_truncation_a_batch_larger_than_the_data_and_own_instruction(tmp_path, tiny_path, capsys):
-    """Truncation and batch size are reported; the model card records the instruction trained with."""
+    """Truncation and batch size are reported; the model card records the instruction trained with. The data are
+    records in memory (as a ``datasets.Dataset`` would be)."""
     long = {**GOOD, "document": ["word " * 60, "a fruit", "a river"]}
-    data = write(tmp_path, GOOD, long, GOOD)
     output = str(tmp_path / "o")
     train(
         TrainConfig(
             model=str(tiny_path),
-            data=str(data),
+            data=[GOOD, long, GOOD],
             output=output,
             max_steps=1,
             max_query_tokens=8,
@@ -273,7 +273,9 @@ def test_truncation_a_batch_larger_than_the_data_and_own_instruction(tmp_path, t
     assert "warning: max_query_tokens=8 removes the query text entirely from 3 of 3 queries" in said
     assert "warning: max_doc_tokens=16 cuts more than 50% of the tokens of 1 of 9 passages (first: line 2)" in said
     assert "note: batch_size 8 is larger than the data: the largest batch holds 3 slates" in said
+    assert "3 slates from <list>" in said
     card = (tmp_path / "o" / "README.md").read_text()
+    assert "- data: `<list>`" in card
     assert '| (any other) | "Find the animal" | "Find the animal" |' in card
     assert "instruction='Find the animal')" in card
 
@@ -295,3 +297,19 @@ def test_a_missing_reporting_package_is_named_before_training(tmp_path):
             training_arguments(config)
     with pytest.raises(E2RankValueError, match="eval_steps needs eval_data"):
         TrainConfig(model="m", data="d", output="o", eval_steps=5)
+
+
+def test_parquet_and_in_memory_records_read_as_json_lines(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [{**GOOD, "source": "nq"}, {**GOOD, "ranking": [3, 1, 2], "source": "msmarco"}]
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    expected = load_slates(write(tmp_path, *rows))
+    assert load_slates(path) == expected
+    assert load_slates(iter(rows)) == expected  # any iterable of records: a list, a datasets.Dataset...
+    pq.write_table(pa.Table.from_pylist([GOOD, {**GOOD, "ranking": [0, 0, 1]}]), path)
+    with pytest.raises(TrainingDataError, match=r"train\.parquet:2: 'ranking' must be a permutation"):
+        load_slates(path)
+    with pytest.raises(TrainingDataError, match=r"<list>:1: no 'negative' or 'neg' \(triples format\)"):
+        load_slates([{"query": "q", "pos": "p"}], data_format="triples")

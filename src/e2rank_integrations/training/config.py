@@ -7,7 +7,7 @@ except the prompt format: see :data:`PROMPT_FORMATS`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +165,8 @@ class TrainConfig:
 
     Attributes:
         model: Base model: a hub id or a local directory of an embedding model (E2Rank, Qwen3-Embedding...).
-        data: Training JSON lines: ``{"query", "document": [...], "ranking": [...], "source"?}``.
+        data: Training data: a JSON-lines or Parquet file of ``{"query", "document": [...], "ranking": [...],
+            "source"?}`` records, or (from Python) any iterable of such records, e.g. a ``datasets.Dataset``.
         data_format: How the lines of ``data`` and ``eval_data`` are laid out: a key of :data:`DATA_FORMATS`.
         output: Directory for checkpoints and the final model.
         epochs: Passes over the data (a fraction stops part way).
@@ -195,7 +196,7 @@ class TrainConfig:
         lora_alpha: LoRA alpha; default ``2 * lora_r`` (the authors' 16 for 8).
         bf16: Mixed precision in bfloat16.
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
-        eval_data: Held-out JSON lines (same format) scored with nDCG@10 before and after training.
+        eval_data: Held-out slates (a file or records, as ``data``) scored with nDCG@10 before and after training.
         eval_steps: Also rerank ``eval_data`` every this many steps, saving a checkpoint each time (instead of every
             ``save_steps``); the one with the best nDCG@10 is what ends in ``output``.
         early_stopping_patience: With ``eval_steps``, stop after this many evaluations without a better nDCG@10.
@@ -209,7 +210,7 @@ class TrainConfig:
     """
 
     model: str
-    data: str
+    data: str | Iterable[Mapping[str, Any]]
     output: str
     data_format: str = "slates"
     epochs: float = 1.0
@@ -235,7 +236,7 @@ class TrainConfig:
     lora_alpha: int | None = None
     bf16: bool = False
     gradient_checkpointing: bool = False
-    eval_data: str | None = None
+    eval_data: str | Iterable[Mapping[str, Any]] | None = None
     eval_steps: int | None = None
     early_stopping_patience: int | None = None
     report_to: str = "none"

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -91,11 +91,12 @@ class Slate:
         return tuple(grades)
 
 
-def load_slates(path: str | os.PathLike[str], data_format: str = "slates") -> list[Slate]:
-    r"""Read and check a JSON-lines file of slates; raise :class:`TrainingDataError` naming the first bad line.
+def load_slates(data: str | os.PathLike[str] | Iterable[Mapping[str, Any]], data_format: str = "slates") -> list[Slate]:
+    r"""Read and check slates; raise :class:`TrainingDataError` naming the first bad line or row.
 
-    Blank lines are skipped; other keys on a line are ignored. ``data_format`` converts other common layouts line
-    by line (see :data:`DATA_FORMATS`).
+    ``data`` is a JSON-lines file (blank lines skipped), a Parquet file (``.parquet``, read in batches of rows; needs
+    pyarrow), or any iterable of records such as a ``datasets.Dataset`` (rows numbered from 1). Other keys of a
+    record are ignored. ``data_format`` converts other common layouts record by record (see :data:`DATA_FORMATS`).
 
     Example:
         >>> import json, tempfile
@@ -104,21 +105,48 @@ def load_slates(path: str | os.PathLike[str], data_format: str = "slates") -> li
         ...     _ = f.write(json.dumps(line) + "\n")
         >>> load_slates(f.name)[0].ranking
         (1, 2, 0)
+        >>> load_slates([line])[0].ranking  # records in memory: a list, a datasets.Dataset...
+        (1, 2, 0)
     """
-    name = os.fspath(path)
     if data_format not in DATA_FORMATS:
         raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}")
+    name = data_name(data)
     slates = []
     try:
-        with open(name, encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if text.strip():
-                    slates.append(_parse(text, name, number, data_format))
+        for number, record in _records(data):
+            slates.append(_parse(record, name, number, data_format))
     except (OSError, UnicodeDecodeError) as exc:
         raise TrainingDataError(name, 0, f"cannot be read ({exc})") from exc
     if not slates:
         raise TrainingDataError(name, 0, "empty file: no line holds a slate")
     return slates
+
+
+def data_name(data: Any) -> str:
+    """How messages and the model card name training data: its path, or the type of an in-memory dataset."""
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data)
+    return f"<{type(data).__name__}>"
+
+
+def _records(data: Any) -> Iterator[tuple[int, Any]]:
+    """(1-based line or row, record) of a JSON-lines file (records still JSON text), Parquet file or iterable."""
+    if not isinstance(data, (str, os.PathLike)):
+        yield from enumerate(data, start=1)
+        return
+    name = os.fspath(data)
+    if name.endswith(".parquet"):
+        pq = require("pyarrow.parquet", extra="parquet")
+        number = 0
+        for batch in pq.ParquetFile(name).iter_batches(batch_size=1024):
+            for record in batch.to_pylist():
+                number += 1
+                yield number, record
+        return
+    with open(name, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if text.strip():
+                yield number, text
 
 
 def _texts(value: Any) -> list[Any]:
@@ -152,14 +180,16 @@ def _convert(record: dict[str, Any], data_format: str) -> dict[str, Any]:
     return converted
 
 
-def _parse(text: str, path: str, number: int, data_format: str = "slates") -> Slate:
+def _parse(text: Any, path: str, number: int, data_format: str = "slates") -> Slate:
     def fail(message: str) -> TrainingDataError:
         return TrainingDataError(path, number, message)
 
     try:
-        record: Any = json.loads(text)
+        record: Any = json.loads(text) if isinstance(text, str) else text
     except json.JSONDecodeError as exc:
         raise fail(f"not valid JSON ({exc.msg})") from None
+    if isinstance(record, Mapping):
+        record = dict(record)
     if not isinstance(record, dict):
         raise fail(f"expected a JSON object, got {type(record).__name__}")
     try:

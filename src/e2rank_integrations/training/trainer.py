@@ -38,7 +38,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -47,7 +47,7 @@ from ..errors import E2RankValueError, TrainingDataError
 from ..evaluation import EvalReport, evaluate, rerank_run
 from ..model import E2RankModel, pool_last_token
 from .config import Instructions, TrainConfig, instructions_for
-from .data import Slate, SlateCollator, load_slates, make_batches, truncation_warnings
+from .data import Slate, SlateCollator, data_name, load_slates, make_batches, truncation_warnings
 from .losses import E2RankLoss, e2rank_loss, gather_across_devices
 
 for _module in ("torch", "accelerate", "transformers"):  # a missing one fails here, naming the extra
@@ -477,7 +477,8 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     checkpoint, skipped = _check_output(config)
     instructions = config.task_instructions()
     slates = load_slates(config.data, config.data_format)
-    dev = load_slates(config.eval_data, config.data_format) if config.eval_data else None
+    dev = load_slates(config.eval_data, config.data_format) if config.eval_data is not None else None
+    data = data_name(config.data)
     args = training_arguments(config)
     _check_distributed(args)
     main = args.process_index == 0
@@ -491,9 +492,9 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     if checkpoint is not None:
         say(f"resume: continuing from {checkpoint} (the newest checkpoint with its trainer state)")
     gathering = config.negatives_cross_device and args.world_size > 1
-    batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=config.data)
+    batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=data)
     if not batches:
-        raise TrainingDataError(config.data, 0, f"fewer slates than --batch-size {config.batch_size} in every group")
+        raise TrainingDataError(data, 0, f"fewer slates than batch_size {config.batch_size} in every group")
     kept = sum(len(b) for b in batches)
     largest = max(len(b) for b in batches)
     if largest < config.batch_size:
@@ -502,7 +503,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
             "(a batch holds slates of one source and one slate length)"
         )
     say(
-        f"{len(slates)} slates from {config.data}: {len(batches)} batches of up to {config.batch_size}"
+        f"{len(slates)} slates from {data}: {len(batches)} batches of up to {config.batch_size}"
         + (f" ({len(slates) - kept} slates left out of incomplete batches)" if kept < len(slates) else "")
     )
 
@@ -577,7 +578,13 @@ def _version(package: str) -> str:
 
 def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int, n_passages: int) -> Path:
     """Write ``README.md`` into the output directory: base model, data size, settings, evaluation, how to load."""
-    settings = {k: v for k, v in asdict(config).items() if v not in (None, [], False)}
+    settings = {}
+    for item in fields(config):  # not asdict(): it would deep-copy an in-memory dataset
+        value = getattr(config, item.name)
+        if item.name in ("data", "eval_data") and value is not None:
+            value = data_name(value)
+        if value not in (None, [], False):
+            settings[item.name] = value
     lines = [
         "---",
         f"base_model: {json.dumps(config.model)}",
@@ -594,7 +601,7 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
         "",
         "## Training data",
         "",
-        f"- file: `{config.data}`",
+        f"- data: `{data_name(config.data)}`",
         f"- {n_slates} slates, {n_passages} passages",
         f"- prompt format: `{config.prompt_format}`",
         "",
@@ -612,7 +619,7 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
         lines += [
             "## Evaluation",
             "",
-            f"On `{config.eval_data}` ({result.eval_after.queries} slates), reranking each slate's passages:",
+            f"On `{data_name(config.eval_data)}` ({result.eval_after.queries} slates), reranking each slate:",
             "",
             "| metric | data order | base model | this model |",
             "|---|---|---|---|",
