@@ -286,7 +286,8 @@ class TrainConfig:
         """
         prompts = self.prompts
         if self.instruction is None:
-            table: dict[str | None, tuple[str, str]] = dict(TASK_INSTRUCTIONS)
+            table: dict[str | None, tuple[str, str]] = {}
+            table.update(TASK_INSTRUCTIONS)
             table[None] = (prompts.query_instruction, prompts.rerank_instruction)
         else:
             table = {None: (self.instruction, self.instruction)}

@@ -231,7 +231,7 @@ def _parse(text: Any, path: str, number: int, data_format: str = "slates") -> Sl
                 f"{len(documents)} passages of 'document', got {shown[:120]}"
             )
     elif relevance is not None or scores is not None:
-        labels = tuple(float(x) for x in (relevance if relevance is not None else scores))
+        labels = tuple(float(x) for x in (relevance if relevance is not None else scores or []))
         if len(set(labels)) == 1:
             raise fail("every passage has the same grade: no passage is better than another to learn from")
         ranking = tuple(sorted(range(len(documents)), key=lambda i: -labels[i]))

@@ -171,14 +171,17 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
             return loss.total, {"embedding_loss": loss.embedding, "ranking_loss": loss.ranking}
         return loss.total
 
-    def evaluate(self, *args: Any, metric_key_prefix: str = "eval", **kwargs: Any) -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         """With ``eval_slates`` (and ``encoder``): nDCG@10 and the other rerank metrics of the model being trained.
 
         Reranks every evaluation slate with the current weights (each process alike, no collective calls), logs
         ``eval_nDCG@10``... and lets callbacks (early stopping, best checkpoint) see them.
         """
         if self.eval_slates is None or self.encoder is None:
-            return cast("dict[str, float]", super().evaluate(*args, metric_key_prefix=metric_key_prefix, **kwargs))
+            scores: dict[str, float] = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            return scores
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
