@@ -354,9 +354,9 @@ def _check_distributed(args: Any) -> None:
     launched = _launched_world_size()
     if launched > 1 and args.world_size != launched:
         raise E2RankValueError(
-            f"{launched} processes were launched (WORLD_SIZE={launched}) but training would run in "
-            f"{args.world_size} process group(s) of {args.world_size}: each process would train alone on all the "
-            "data. Check hf_args (use_cpu, ddp_backend) and the launcher's settings."
+            f"{launched} processes were launched (WORLD_SIZE={launched}) but transformers set up a world of "
+            f"{args.world_size}: each process would train alone on all the data. Check hf_args (use_cpu, "
+            "ddp_backend) and the launcher's settings."
         )
 
 
