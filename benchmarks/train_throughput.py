@@ -134,18 +134,19 @@ def run(preset: dict[str, Any], device: str, bf16: bool, checkpointing: bool) ->
         trainer.optimizer = trainer.lr_scheduler = None
         optimizer = trainer.create_optimizer()
         autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
-        on_device = [
-            {k: v if k == "ranking" else {n: t.to(device) for n, t in v.items()} for k, v in b.items()}
+        on_device = [  # ranking and grades are tensors; query, document and prompt dicts of tensors
+            {
+                k: v.to(device) if isinstance(v, torch.Tensor) else {n: t.to(device) for n, t in v.items()}
+                for k, v in b.items()
+            }
             for b in collated
         ]
-        for b in on_device:
-            b["ranking"] = b["ranking"].to(device)
         bare_steps = []
         for i, b in enumerate(on_device):
             start = time.perf_counter()
             with autocast:
                 q, d, p = (pool_last_token(model, b[k]) for k in ("query", "document", "prompt"))
-                loss = e2rank_loss(q, d, p, b["ranking"])
+                loss = e2rank_loss(q, d, p, b["ranking"], grades=b["grades"])
             loss.total.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

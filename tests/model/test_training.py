@@ -42,7 +42,7 @@ def learned(task, tiny_path, tmp_path_factory):
     train_path, dev_path = task
     output = tmp_path_factory.mktemp("learned") / "model"
     config = TrainConfig(
-        model=str(tiny_path), data=str(train_path), output=str(output), eval_data=str(dev_path), **LEARN
+        model=str(tiny_path), data=str(train_path), output=str(output), eval_data=str(dev_path), eval_steps=10, **LEARN
     )
     return config, train(config)
 
@@ -55,6 +55,17 @@ def test_training_learns_a_learnable_teacher_order(learned):
         f"nDCG@10 on held-out queries: data order {result.eval_first_stage:.2f}, before {before:.2f}, after {after:.2f}"
     )
     assert after > before + 10
+
+
+def test_evaluation_during_training_keeps_the_best_checkpoint(learned):
+    _, result = learned
+    state = json.loads((result.output_dir / "checkpoint-30" / "trainer_state.json").read_text())
+    scores = {entry["step"]: entry["eval_nDCG@10"] for entry in state["log_history"] if "eval_nDCG@10" in entry}
+    assert sorted(scores) == [10, 20, 30]
+    best = max(scores, key=lambda step: scores[step])
+    assert state["best_metric"] == pytest.approx(scores[best])
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{best}")
+    assert result.eval_after.after["nDCG@10"] == pytest.approx(scores[best], abs=1e-6)  # the best is what was saved
 
 
 def test_the_saved_directory_reranks_as_the_trained_model(learned, task):
@@ -100,7 +111,8 @@ def test_lora_through_the_module_entry_point_merges_into_a_plain_checkpoint(task
     assert E2RankModel.from_pretrained(output).rerank("apple", ["apple pie", "river"])  # loads and reranks
 
 
-def test_resume_ends_where_an_uninterrupted_run_does(task, tiny_path, tmp_path):
+def test_resume_ends_where_an_uninterrupted_run_does(task, tiny_path, tmp_path, capsys):
+    """Even when the newest checkpoint was cut short by a stop during its save (no trainer state): it is skipped."""
     train_path, _ = task
     common = {"model": str(tiny_path), "data": str(train_path), "lr": 1e-4, "batch_size": 4, "max_steps": 4}
     whole = tmp_path / "whole"
@@ -108,7 +120,13 @@ def test_resume_ends_where_an_uninterrupted_run_does(task, tiny_path, tmp_path):
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     shutil.copytree(whole / "checkpoint-2", resumed / "checkpoint-2")  # as if the run had stopped after step 2
+    shutil.copytree(whole / "checkpoint-4", resumed / "checkpoint-4")  # ... and again while saving step 4
+    (resumed / "checkpoint-4" / "trainer_state.json").unlink()
+    capsys.readouterr()
     result = train(TrainConfig(output=str(resumed), save_steps=2, resume=True, **common))
+    said = capsys.readouterr().out
+    assert "resume: skipping checkpoint-4: no trainer_state.json" in said
+    assert f"resume: continuing from {resumed / 'checkpoint-2'}" in said
     assert result.metrics["epoch"] > 0
     expected, got = tensors(whole), tensors(resumed)
     for name in expected:

@@ -15,7 +15,7 @@ pytest.importorskip("accelerate")
 
 from e2rank_integrations import TrainingDataError
 from e2rank_integrations.cli import build_parser, main
-from e2rank_integrations.training import Slate, SlateCollator, TrainConfig, load_slates, make_batches
+from e2rank_integrations.training import Slate, SlateCollator, TrainConfig, load_slates, make_batches, train
 from e2rank_integrations.training.config import TASK_INSTRUCTIONS
 
 GOOD = {"query": "what is a tiger", "document": ["a big cat", "a fruit", "a river"], "ranking": [0, 2, 1]}
@@ -66,6 +66,48 @@ def test_rankings_are_zero_or_one_based_and_blank_lines_keep_numbering(tmp_path)
     first, second = load_slates(path)
     assert first.ranking == (0, 2, 1) and first.line == 1
     assert second.ranking == (2, 0, 1) and second.line == 3 and second.source == "msmarco"
+
+
+def test_graded_lines_train_on_their_grades_with_ties(tmp_path):
+    graded = {"query": "q", "document": ["a", "b", "c", "d"], "relevance": [0, 2, 0, 2]}
+    scored = {"query": "q", "document": ["a", "b", "c"], "scores": [0.1, -3, 7.5]}
+    both = {**GOOD, "relevance": [0, 0, 1]}  # an order wins; relevance grades the evaluation only
+    first, second, third = load_slates(write(tmp_path, graded, scored, both))
+    assert first.ranking == (1, 3, 0, 2) and first.train_grades() == (0, 2, 0, 2)
+    assert second.ranking == (2, 0, 1) and second.labels == (0.1, -3.0, 7.5)
+    assert third.labels is None and third.train_grades() == (3.0, 1.0, 2.0)
+    flat = {"query": "q", "document": ["a", "b"], "relevance": [1, 1]}
+    with pytest.raises(TrainingDataError, match=r":1: every passage has the same grade"):
+        load_slates(write(tmp_path, flat, name="flat.jsonl"))
+    with pytest.raises(TrainingDataError, match=r":1: 'scores' must be a list of 2 finite numbers"):
+        load_slates(write(tmp_path, {**flat, "scores": [1, "x"]}, name="bad.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("data_format", "line", "documents", "grades"),
+    [
+        ("triples", {"query": "q", "positive": "p", "negative": "n"}, ("p", "n"), (1, 0)),
+        ("triples", {"anchor": "q", "pos": "p", "neg": "n"}, ("p", "n"), (1, 0)),
+        ("pairs-with-negatives", {"query": "q", "pos": ["p"], "neg": ["n1", "n2"]}, ("p", "n1", "n2"), (1, 0, 0)),
+        (
+            "scored",
+            {"query": "q", "pos": ["p"], "neg": ["n1", "n2"], "pos_scores": [0.9], "neg_scores": [0.2, 0.5]},
+            ("p", "n1", "n2"),
+            (0.9, 0.2, 0.5),
+        ),
+    ],
+)
+def test_common_formats_convert_to_graded_slates(tmp_path, data_format, line, documents, grades):
+    (slate,) = load_slates(write(tmp_path, line), data_format=data_format)
+    assert slate.query == "q" and slate.documents == documents and slate.train_grades() == grades
+
+
+def test_a_line_of_another_format_is_named(tmp_path):
+    with pytest.raises(TrainingDataError, match=r"train\.jsonl:2: no 'neg' or 'negative' \(pairs-with-negatives"):
+        load_slates(
+            write(tmp_path, {"query": "q", "pos": ["p"], "neg": ["n"]}, {"query": "q", "pos": ["p"]}),
+            data_format="pairs-with-negatives",
+        )
 
 
 def test_grades_are_relevance_or_the_teacher_top_ten():
@@ -133,6 +175,26 @@ def test_the_collator_encodes_as_the_model_embeds(tiny_path):
     assert batch["ranking"].tolist() == [[0, 2, 1], [1, 0, 2]]
 
 
+def test_own_instructions_win_over_the_authors_and_a_file_wins_per_source(tmp_path):
+    from e2rank_integrations import E2RankValueError
+    from e2rank_integrations.training.config import instructions_for
+
+    common = {"model": "m", "data": "d", "output": "o"}
+    authors = TrainConfig(**common).task_instructions()
+    assert instructions_for("nq", TrainConfig(**common).prompts, authors) == TASK_INSTRUCTIONS["nq"]
+    own = TrainConfig(**common, instruction="Find statutes").task_instructions()
+    assert instructions_for("nq", TrainConfig(**common).prompts, own) == ("Find statutes", "Find statutes")
+    table = tmp_path / "instructions.json"
+    table.write_text(json.dumps({"law": "Find statutes", "*": {"query": "Q", "rerank": "R:"}}))
+    both = TrainConfig(**common, instruction="X", instructions=str(table)).task_instructions()
+    prompts = TrainConfig(**common).prompts
+    assert instructions_for("law", prompts, both) == ("Find statutes", "Find statutes")
+    assert instructions_for("nq", prompts, both) == instructions_for(None, prompts, both) == ("Q", "R:")
+    table.write_text(json.dumps({"law": ""}))
+    with pytest.raises(E2RankValueError, match=r"instructions: .*'law' must be a non-empty text"):
+        TrainConfig(**common, instructions=str(table)).task_instructions()
+
+
 # ---------------------------------------------------------------------------- the command
 
 
@@ -173,9 +235,9 @@ def test_cli_refuses_a_used_output_directory_and_a_resume_without_checkpoint(tmp
     (used / "something").write_text("x")
     base = ["train", "--model", str(tiny_path), "--data", str(data)]
     assert main([*base, "--output", str(used)]) == 1
-    assert "is not empty: pass --resume" in capsys.readouterr().err
+    assert "is not empty: set resume to continue" in capsys.readouterr().err
     assert main([*base, "--output", str(used), "--resume"]) == 1
-    assert "no checkpoint-* directory" in capsys.readouterr().err
+    assert "no complete checkpoint-* directory" in capsys.readouterr().err
     assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "per_device_train_batch_size=4"]) == 1
     assert "use --batch-size" in capsys.readouterr().err
     assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "not_a_field=1"]) == 1
@@ -189,3 +251,65 @@ def test_module_entry_point_is_the_train_command():
     )
     assert result.returncode == 0, result.stderr
     assert "usage: e2rank train" in result.stdout and "--negatives-cross-device" in result.stdout
+
+
+def test_truncation_a_batch_larger_than_the_data_and_own_instruction(tmp_path, tiny_path, capsys):
+    """Truncation and batch size are reported; the model card records the instruction trained with. The data are
+    records in memory (as a ``datasets.Dataset`` would be)."""
+    long = {**GOOD, "document": ["word " * 60, "a fruit", "a river"]}
+    output = str(tmp_path / "o")
+    train(
+        TrainConfig(
+            model=str(tiny_path),
+            data=[GOOD, long, GOOD],
+            output=output,
+            max_steps=1,
+            max_query_tokens=8,
+            max_doc_tokens=16,
+            instruction="Find the animal",
+        )
+    )
+    said = capsys.readouterr().out
+    assert "warning: max_query_tokens=8 removes the query text entirely from 3 of 3 queries" in said
+    assert "warning: max_doc_tokens=16 cuts more than 50% of the tokens of 1 of 9 passages (first: line 2)" in said
+    assert "note: batch_size 8 is larger than the data: the largest batch holds 3 slates" in said
+    assert "3 slates from <list>" in said
+    card = (tmp_path / "o" / "README.md").read_text()
+    assert "- data: `<list>`" in card
+    assert '| (any other) | "Find the animal" | "Find the animal" |' in card
+    assert "instruction='Find the animal')" in card
+
+
+def test_a_missing_reporting_package_is_named_before_training(tmp_path):
+    import importlib.util
+
+    from e2rank_integrations import E2RankValueError
+    from e2rank_integrations.training.trainer import training_arguments
+
+    missing = next((n for n in ("wandb", "mlflow", "clearml") if importlib.util.find_spec(n) is None), None)
+    if missing is None:
+        pytest.skip("every candidate reporting package is installed here")
+    for config in (
+        TrainConfig(model="m", data="d", output=str(tmp_path), report_to=missing),
+        TrainConfig(model="m", data="d", output=str(tmp_path), hf_args=[f"report_to={missing}"]),
+    ):
+        with pytest.raises(E2RankValueError, match=f"report_to: {missing} is not available: .*pip install {missing}"):
+            training_arguments(config)
+    with pytest.raises(E2RankValueError, match="eval_steps needs eval_data"):
+        TrainConfig(model="m", data="d", output="o", eval_steps=5)
+
+
+def test_parquet_and_in_memory_records_read_as_json_lines(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [{**GOOD, "source": "nq"}, {**GOOD, "ranking": [3, 1, 2], "source": "msmarco"}]
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    expected = load_slates(write(tmp_path, *rows))
+    assert load_slates(path) == expected
+    assert load_slates(iter(rows)) == expected  # any iterable of records: a list, a datasets.Dataset...
+    pq.write_table(pa.Table.from_pylist([GOOD, {**GOOD, "ranking": [0, 0, 1]}]), path)
+    with pytest.raises(TrainingDataError, match=r"train\.parquet:2: 'ranking' must be a permutation"):
+        load_slates(path)
+    with pytest.raises(TrainingDataError, match=r"<list>:1: no 'negative' or 'neg' \(triples format\)"):
+        load_slates([{"query": "q", "pos": "p"}], data_format="triples")

@@ -184,3 +184,40 @@ def test_gathered_negatives_are_every_device_in_rank_order():
 def test_gather_is_the_identity_on_one_process():
     t = unit(2, 4, seed=0)
     assert gather_across_devices(t) is t
+
+
+def test_embedding_grad_scale_multiplies_the_infonce_gradient_not_its_value():
+    q, d, prompt = unit(2, 8, seed=1), unit(6, 8, seed=2), unit(2, 8, seed=3)
+    ranking = permutations(2, 3, seed=4)
+    grads, values = [], []
+    for scale in (1.0, 2.0):
+        leaf = q.clone().requires_grad_()
+        loss = e2rank_loss(leaf, d, prompt, ranking, ranknet_weight=0.0, embedding_grad_scale=scale)
+        loss.total.backward()
+        grads.append(leaf.grad)
+        values.append(float(loss.embedding))
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+    torch.testing.assert_close(grads[1], 2 * grads[0])
+
+
+def reference_graded_ranknet(scores, grades):
+    """Mean over every pair with grade_a > grade_c of log(1 + exp(-(s_a - s_c))); equal grades left out."""
+    losses = []
+    for b in range(scores.shape[0]):
+        for a in range(scores.shape[1]):
+            for c in range(scores.shape[1]):
+                if grades[b][a] > grades[b][c]:
+                    losses.append(math.log1p(math.exp(-float(scores[b, a] - scores[b, c]))))
+    return sum(losses) / len(losses)
+
+
+def test_graded_ranknet_learns_only_pairs_of_different_grades():
+    generator = torch.Generator().manual_seed(9)
+    scores = 10 * torch.randn(3, 6, generator=generator, dtype=torch.float64)
+    grades = torch.tensor([[1, 0, 0, 2, 0, 1], [0, 0, 0, 0, 0, 1], [3, 2, 1, 0, 5, 4]], dtype=torch.float64)
+    ranking = torch.stack([torch.tensor(sorted(range(6), key=lambda i: -float(row[i]))) for row in grades])
+    got = float(ranknet_loss(scores, ranking, grades))
+    assert got == pytest.approx(reference_graded_ranknet(scores, grades.tolist()), abs=1e-9)
+    total_order = (6 - torch.argsort(ranking, dim=1)).to(torch.float64)  # distinct grades: every pair counts
+    assert float(ranknet_loss(scores, ranking, total_order)) == pytest.approx(float(ranknet_loss(scores, ranking)))
+    assert float(ranknet_loss(scores, ranking, torch.ones_like(grades))) == 0.0  # no pair to learn

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from .._optional import check_extras
-from ..training.config import PROMPT_FORMATS, TrainConfig
+from ..training.config import DATA_FORMATS, PROMPT_FORMATS, TrainConfig
 from ._common import epilog
 
 
@@ -30,9 +30,10 @@ def add_parser(sub: Any) -> None:
             torchrun --nproc-per-node 8 -m e2rank_integrations.training --model ... --data ... --output ...
             """,
             """
-            input (--data, --eval-data), one slate per line:
+            input (--data, --eval-data: JSON lines or .parquet), one slate per line (see --data-format):
               {"query": "...", "document": ["passage", ...], "ranking": [2, 0, 1], "source": "msmarco"}
-              ranking: indices into document, best first; source (optional) picks the task's instructions.
+              ranking: indices into document, best first (or relevance / scores: a grade per passage);
+              source (optional) picks the task's instructions (or --instruction, --instructions).
             output: --output loads with E2RankModel.from_pretrained (LoRA merged), with a model card README.md.
             """,
         ),
@@ -40,8 +41,16 @@ def add_parser(sub: Any) -> None:
     )
     add = train_p.add_argument
     add("--model", required=True, help="base model: hub id or local directory of an embedding model (required)")
-    add("--data", required=True, help="training JSON lines, one slate per line (required)")
+    add("--data", required=True, help="training JSON lines or Parquet, one slate per line or row (required)")
     add("--output", required=True, help="directory for checkpoints and the trained model (required)")
+    add(
+        "--data-format",
+        choices=list(DATA_FORMATS),
+        default=d.data_format,
+        help="layout of --data and --eval-data lines: slates (query, document, ranking|relevance|scores), triples "
+        "(query, positive, negative), pairs-with-negatives (query, pos: [...], neg: [...]), scored (the same with "
+        f"pos_scores, neg_scores) (default: {d.data_format})",
+    )
     add("--epochs", type=float, default=d.epochs, help=f"passes over the data (default: {d.epochs:g})")
     add("--max-steps", type=int, default=d.max_steps, help="stop after this many optimizer steps (default: --epochs)")
     add("--lr", type=float, default=d.lr, help=f"peak learning rate, linear schedule (default: {d.lr:g})")
@@ -75,6 +84,11 @@ def add_parser(sub: Any) -> None:
         help="use every GPU's passages as InfoNCE negatives (default: off; needs slates of one length)",
     )
     add(
+        "--authors-cross-device-scale",
+        action="store_true",
+        help="with --negatives-cross-device, keep the authors' InfoNCE gradient / number of GPUs (default: off)",
+    )
+    add(
         "--num-prompt-docs",
         type=int,
         default=d.num_prompt_docs,
@@ -100,6 +114,19 @@ def add_parser(sub: Any) -> None:
         help=f"listwise prompt: E2RankModel's inference one, or the authors' training one (default: {d.prompt_format})",
     )
     add(
+        "--instruction",
+        default=d.instruction,
+        help="one task description for every slate: the query instruction and the listwise prompt's opening; "
+        "rerank with the same instruction (default: the authors' per source)",
+    )
+    add(
+        "--instructions",
+        metavar="FILE",
+        default=d.instructions,
+        help='JSON {source: text or {"query": ..., "rerank": ...}, "*": for any other}; wins over --instruction '
+        "(default: none)",
+    )
+    add(
         "--lora-r",
         type=int,
         default=d.lora_r,
@@ -113,7 +140,26 @@ def add_parser(sub: Any) -> None:
         default=d.eval_data,
         help="held-out JSON lines: nDCG@10 before and after training (default: none)",
     )
-    add("--resume", action="store_true", help="continue from the last checkpoint in --output (default: off)")
+    add(
+        "--eval-steps",
+        type=int,
+        default=d.eval_steps,
+        help="also rerank --eval-data every N steps, checkpointing each time; the best nDCG@10 is kept as the "
+        "output (default: only before and after)",
+    )
+    add(
+        "--early-stopping-patience",
+        type=int,
+        default=d.early_stopping_patience,
+        help="with --eval-steps, stop after N evaluations without a better nDCG@10 (default: never)",
+    )
+    add(
+        "--report-to",
+        default=d.report_to,
+        help=f"report metrics to tensorboard, wandb, mlflow... (comma-separated; needs the package) "
+        f"(default: {d.report_to})",
+    )
+    add("--resume", action="store_true", help="continue from the newest complete checkpoint in --output (default: off)")
     add("--save-steps", type=int, default=d.save_steps, help=f"checkpoint every N steps (default: {d.save_steps})")
     add(
         "--logging-steps",

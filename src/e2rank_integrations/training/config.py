@@ -6,11 +6,26 @@ except the prompt format: see :data:`PROMPT_FORMATS`.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..errors import E2RankValueError
 from ..prompts import EOS, TRAINING_LISTWISE_TEMPLATE, PromptFormat
 
-__all__ = ["AUTHORS_DEFAULT_INSTRUCTIONS", "PROMPT_FORMATS", "TASK_INSTRUCTIONS", "TrainConfig", "instructions_for"]
+__all__ = [
+    "AUTHORS_DEFAULT_INSTRUCTIONS",
+    "DATA_FORMATS",
+    "PROMPT_FORMATS",
+    "TASK_INSTRUCTIONS",
+    "TrainConfig",
+    "instructions_for",
+    "load_instructions",
+]
+
+Instructions = Mapping[str | None, tuple[str, str]]
+"""source -> (query instruction, rerank instruction); the key ``None`` is for every source not listed."""
 
 # The authors' (query instruction, rerank instruction) per data "source", as their training data used them
 # (src/data.py), typos included: the released checkpoints were trained on these exact strings. Rerank instructions
@@ -74,6 +89,15 @@ AUTHORS_DEFAULT_INSTRUCTIONS = (
 )
 """The authors' instructions for a source not in their table."""
 
+DATA_FORMATS = {
+    "slates": "{query, document: [...], ranking | relevance | scores, source?}: this module's format",
+    "triples": "{query|anchor, positive|pos, negative|neg} (one text each): relevance 1 and 0",
+    "pairs-with-negatives": "{query, pos: [...], neg: [...]} (FlagEmbedding): relevance 1 per pos, 0 per neg",
+    "scored": "{query, pos, neg, pos_scores, neg_scores} (FlagEmbedding with teacher scores): scores",
+}
+"""The line layouts ``load_slates`` (``data_format``) reads, and what each becomes for training."""
+
+
 PROMPT_FORMATS: dict[str, PromptFormat] = {
     # What E2RankModel infers with by default (the authors' evaluation code): train as you will rerank.
     "package": PromptFormat(),
@@ -89,11 +113,50 @@ PROMPT_FORMATS: dict[str, PromptFormat] = {
 """The prompt formats ``e2rank train --prompt-format`` accepts."""
 
 
-def instructions_for(source: str | None, prompts: PromptFormat) -> tuple[str, str]:
-    """(query instruction, rerank instruction) for a data source: the authors' table, else the format's defaults."""
+def instructions_for(source: str | None, prompts: PromptFormat, table: Instructions | None = None) -> tuple[str, str]:
+    """(query instruction, rerank instruction) for a data source.
+
+    From ``table`` if given (see :meth:`TrainConfig.task_instructions`), else the authors' table, else the format's
+    defaults.
+    """
+    if table is not None:
+        if source in table:
+            return table[source]
+        if None in table:
+            return table[None]
     if source in TASK_INSTRUCTIONS:
         return TASK_INSTRUCTIONS[source]
     return prompts.query_instruction, prompts.rerank_instruction
+
+
+def load_instructions(path: str) -> dict[str | None, tuple[str, str]]:
+    """Read per-source instructions: a JSON object ``{source: text}`` or ``{source: {"query": q, "rerank": r}}``.
+
+    A plain text is used for both the query and the listwise prompt. The key ``"*"`` stands for every source not
+    listed (and lines without a source).
+
+    Raises:
+        E2RankValueError: The file cannot be read or is not of that shape (the message names ``instructions``).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data: Any = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise E2RankValueError(f"instructions: cannot read {path} as JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise E2RankValueError(f"instructions: {path} must hold a JSON object of source -> instruction")
+    table: dict[str | None, tuple[str, str]] = {}
+    for source, value in data.items():
+        if isinstance(value, dict) and set(value) == {"query", "rerank"}:
+            value = (value["query"], value["rerank"])
+        elif isinstance(value, str):
+            value = (value, value)
+        if not (isinstance(value, tuple) and all(isinstance(v, str) and v.strip() for v in value)):
+            raise E2RankValueError(
+                f'instructions: {path}: {source!r} must be a non-empty text or {{"query": ..., "rerank": ...}}'
+            )
+        table[None if source == "*" else source] = value
+    return table
 
 
 @dataclass
@@ -102,7 +165,9 @@ class TrainConfig:
 
     Attributes:
         model: Base model: a hub id or a local directory of an embedding model (E2Rank, Qwen3-Embedding...).
-        data: Training JSON lines: ``{"query", "document": [...], "ranking": [...], "source"?}``.
+        data: Training data: a JSON-lines or Parquet file of ``{"query", "document": [...], "ranking": [...],
+            "source"?}`` records, or (from Python) any iterable of such records, e.g. a ``datasets.Dataset``.
+        data_format: How the lines of ``data`` and ``eval_data`` are laid out: a key of :data:`DATA_FORMATS`.
         output: Directory for checkpoints and the final model.
         epochs: Passes over the data (a fraction stops part way).
         max_steps: Stop after this many optimizer steps (overrides ``epochs``).
@@ -114,17 +179,29 @@ class TrainConfig:
         embedding_weight: Weight of the InfoNCE loss.
         ranknet_weight: Weight of the RankNet loss.
         ranknet_scale: Multiplies ``cos(prompt, passage)`` before RankNet.
-        negatives_cross_device: Use every device's passages as InfoNCE negatives.
+        negatives_cross_device: Use every device's passages as InfoNCE negatives; a step then equals one process
+            on the combined batch.
+        authors_cross_device_scale: With ``negatives_cross_device``, keep the authors' scaling instead: the
+            InfoNCE gradient divided by the number of processes (as ``embedding_weight / world size``).
         num_prompt_docs: Passages of a slate put in its listwise prompt (as at inference).
         max_query_tokens: Longest query in tokens.
         max_doc_tokens: Longest passage in tokens.
         max_prompt_tokens: Token budget of a listwise prompt (its passages are cut evenly to fit).
         prompt_format: A key of :data:`PROMPT_FORMATS`.
+        instruction: One task description for every slate, used for the query and to open the listwise prompt
+            (instead of the authors' per-source ones); rerank with ``instruction=`` the same text.
+        instructions: A JSON file of per-source instructions (see :func:`load_instructions`); its entries win over
+            ``instruction`` for their sources.
         lora_r: LoRA rank; ``None`` trains every weight.
         lora_alpha: LoRA alpha; default ``2 * lora_r`` (the authors' 16 for 8).
         bf16: Mixed precision in bfloat16.
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
-        eval_data: Held-out JSON lines (same format) scored with nDCG@10 before and after training.
+        eval_data: Held-out slates (a file or records, as ``data``) scored with nDCG@10 before and after training.
+        eval_steps: Also rerank ``eval_data`` every this many steps, saving a checkpoint each time (instead of every
+            ``save_steps``); the one with the best nDCG@10 is what ends in ``output``.
+        early_stopping_patience: With ``eval_steps``, stop after this many evaluations without a better nDCG@10.
+        report_to: Where the Trainer reports metrics: ``none``, or integrations such as ``tensorboard``,
+            ``wandb`` (comma-separated); each needs its package installed.
         resume: Continue from the last checkpoint in ``output``.
         save_steps: Save a checkpoint every this many steps.
         logging_steps: Log the losses every this many steps.
@@ -133,8 +210,9 @@ class TrainConfig:
     """
 
     model: str
-    data: str
+    data: str | Iterable[Mapping[str, Any]]
     output: str
+    data_format: str = "slates"
     epochs: float = 1.0
     max_steps: int | None = None
     lr: float = 5e-6
@@ -146,16 +224,22 @@ class TrainConfig:
     ranknet_weight: float = 2.0
     ranknet_scale: float = 10.0
     negatives_cross_device: bool = False
+    authors_cross_device_scale: bool = False
     num_prompt_docs: int = 20
     max_query_tokens: int = 512
     max_doc_tokens: int = 1024
     max_prompt_tokens: int = 32768
     prompt_format: str = "package"
+    instruction: str | None = None
+    instructions: str | None = None
     lora_r: int | None = None
     lora_alpha: int | None = None
     bf16: bool = False
     gradient_checkpointing: bool = False
-    eval_data: str | None = None
+    eval_data: str | Iterable[Mapping[str, Any]] | None = None
+    eval_steps: int | None = None
+    early_stopping_patience: int | None = None
+    report_to: str = "none"
     resume: bool = False
     save_steps: int = 500
     logging_steps: int = 10
@@ -180,9 +264,36 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
+        for name in ("eval_steps", "early_stopping_patience"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise E2RankValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_steps is not None and self.eval_data is None:
+            raise E2RankValueError("eval_steps needs eval_data: the slates to evaluate on")
+        if self.early_stopping_patience is not None and self.eval_steps is None:
+            raise E2RankValueError("early_stopping_patience needs eval_steps (and eval_data)")
+        if self.data_format not in DATA_FORMATS:
+            raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
+        if self.instruction is not None and not self.instruction.strip():
+            raise E2RankValueError("instruction must be a non-empty text")
         for item in self.hf_args:
             if "=" not in item:
                 raise ValueError(f"hf_args items are name=value, got {item!r}")
+
+    def task_instructions(self) -> dict[str | None, tuple[str, str]]:
+        """The (query, rerank) instruction per source of this run; the key ``None`` for every other source.
+
+        ``instructions`` (the file) first, then ``instruction``, then the authors' table and the format's defaults.
+        """
+        prompts = self.prompts
+        if self.instruction is None:
+            table: dict[str | None, tuple[str, str]] = {}
+            table.update(TASK_INSTRUCTIONS)
+            table[None] = (prompts.query_instruction, prompts.rerank_instruction)
+        else:
+            table = {None: (self.instruction, self.instruction)}
+        if self.instructions is not None:
+            table.update(load_instructions(self.instructions))
+        return table
 
     @property
     def prompts(self) -> PromptFormat:

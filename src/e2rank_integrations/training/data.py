@@ -6,8 +6,11 @@ One line is one slate::
 
 ``ranking`` is the teacher's order, best first, as indices into ``document``: 0-based, or 1-based as in the
 authors' files (a permutation of 0..n-1 or of 1..n; the two cannot be confused). ``source`` is optional and picks
-the instructions (see :data:`~e2rank_integrations.training.config.TASK_INSTRUCTIONS`). An evaluation line may add
-``"relevance"``: one non-negative integer grade per document; without it the teacher's top 10 are the relevant ones.
+the instructions (see :data:`~e2rank_integrations.training.config.TASK_INSTRUCTIONS`). Instead of ``ranking`` a line
+may grade its passages: ``"relevance"`` (non-negative integers) or ``"scores"`` (a teacher's numbers), higher is
+better, ties allowed; RankNet then learns only the pairs of different grades, and InfoNCE's positive is a top-graded
+passage. With ``ranking``, ``relevance`` only grades the evaluation; without either, the teacher's top 10 are the
+relevant ones.
 
 Slates of different lengths never share a batch: batches are formed within groups of equal source and slate
 length (the authors' batches never mix sources either), so no padding passage is ever embedded.
@@ -16,23 +19,33 @@ length (the authors' batches never mix sources either), so no padding passage is
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._optional import require
-from ..errors import TrainingDataError
-from .config import instructions_for
+from ..errors import E2RankValueError, TrainingDataError
+from .config import DATA_FORMATS, Instructions, instructions_for
 
 if TYPE_CHECKING:
     import torch
 
     from ..model import E2RankModel
 
-__all__ = ["Slate", "SlateCollator", "batch_tokens", "load_slates", "make_batches"]
+__all__ = [
+    "DATA_FORMATS",
+    "Slate",
+    "SlateCollator",
+    "batch_tokens",
+    "load_slates",
+    "make_batches",
+    "truncation_warnings",
+]
 
+TRUNCATION_WARN_SHARE = 0.5  # warn when a passage loses more than this share of its tokens to max_doc_tokens
 RELEVANT_TOP = 10  # without "relevance", the teacher's top 10 are graded 10, 9, ..., 1 (nDCG@10 against the teacher)
 
 
@@ -47,6 +60,8 @@ class Slate:
         source: The task name, or ``None``.
         line: The 1-based line of the file it came from (for error messages).
         relevance: Graded relevance per passage, for evaluation.
+        labels: The teacher's grades or scores per passage when it gave those rather than an order (higher is
+            better, ties allowed); ``ranking`` is then the passages sorted by them (ties in data order).
     """
 
     query: str
@@ -55,6 +70,16 @@ class Slate:
     source: str | None = None
     line: int = 0
     relevance: tuple[int, ...] | None = None
+    labels: tuple[float, ...] | None = None
+
+    def train_grades(self) -> tuple[float, ...]:
+        """What RankNet compares, per passage: ``labels``, else ``n - teacher position`` (a total order)."""
+        if self.labels is not None:
+            return self.labels
+        grades = [0.0] * len(self.documents)
+        for position, index in enumerate(self.ranking):
+            grades[index] = float(len(self.documents) - position)
+        return tuple(grades)
 
     def grades(self) -> tuple[int, ...]:
         """Relevance per passage: ``relevance`` if given, else ``max(0, 10 - teacher position)``."""
@@ -66,10 +91,12 @@ class Slate:
         return tuple(grades)
 
 
-def load_slates(path: str | os.PathLike[str]) -> list[Slate]:
-    r"""Read and check a JSON-lines file of slates; raise :class:`TrainingDataError` naming the first bad line.
+def load_slates(data: str | os.PathLike[str] | Iterable[Mapping[str, Any]], data_format: str = "slates") -> list[Slate]:
+    r"""Read and check slates; raise :class:`TrainingDataError` naming the first bad line or row.
 
-    Blank lines are skipped; other keys on a line are ignored.
+    ``data`` is a JSON-lines file (blank lines skipped), a Parquet file (``.parquet``, read in batches of rows; needs
+    pyarrow), or any iterable of records such as a ``datasets.Dataset`` (rows numbered from 1). Other keys of a
+    record are ignored. ``data_format`` converts other common layouts record by record (see :data:`DATA_FORMATS`).
 
     Example:
         >>> import json, tempfile
@@ -78,14 +105,16 @@ def load_slates(path: str | os.PathLike[str]) -> list[Slate]:
         ...     _ = f.write(json.dumps(line) + "\n")
         >>> load_slates(f.name)[0].ranking
         (1, 2, 0)
+        >>> load_slates([line])[0].ranking  # records in memory: a list, a datasets.Dataset...
+        (1, 2, 0)
     """
-    name = os.fspath(path)
+    if data_format not in DATA_FORMATS:
+        raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}")
+    name = data_name(data)
     slates = []
     try:
-        with open(name, encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if text.strip():
-                    slates.append(_parse(text, name, number))
+        for number, record in _records(data):
+            slates.append(_parse(record, name, number, data_format))
     except (OSError, UnicodeDecodeError) as exc:
         raise TrainingDataError(name, 0, f"cannot be read ({exc})") from exc
     if not slates:
@@ -93,16 +122,80 @@ def load_slates(path: str | os.PathLike[str]) -> list[Slate]:
     return slates
 
 
-def _parse(text: str, path: str, number: int) -> Slate:
+def data_name(data: Any) -> str:
+    """How messages and the model card name training data: its path, or the type of an in-memory dataset."""
+    if isinstance(data, (str, os.PathLike)):
+        return os.fspath(data)
+    return f"<{type(data).__name__}>"
+
+
+def _records(data: Any) -> Iterator[tuple[int, Any]]:
+    """(1-based line or row, record) of a JSON-lines file (records still JSON text), Parquet file or iterable."""
+    if not isinstance(data, (str, os.PathLike)):
+        yield from enumerate(data, start=1)
+        return
+    name = os.fspath(data)
+    if name.endswith(".parquet"):
+        pq = require("pyarrow.parquet", extra="parquet")
+        number = 0
+        for batch in pq.ParquetFile(name).iter_batches(batch_size=1024):
+            for record in batch.to_pylist():
+                number += 1
+                yield number, record
+        return
+    with open(name, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if text.strip():
+                yield number, text
+
+
+def _texts(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _convert(record: dict[str, Any], data_format: str) -> dict[str, Any]:
+    """A record of another layout as a slate record (its texts are checked afterwards, as any slate's)."""
+    if data_format == "slates":
+        return record
+
+    def pick(*names: str) -> Any:
+        for name in names:
+            if name in record:
+                return record[name]
+        raise ValueError(f"no {' or '.join(repr(n) for n in names)} ({data_format} format)")
+
+    query = pick("query", "anchor")
+    if data_format == "triples":
+        pos, neg = [pick("positive", "pos")], [pick("negative", "neg")]
+    else:
+        pos, neg = _texts(pick("pos", "positive")), _texts(pick("neg", "negative"))
+    converted: dict[str, Any] = {"query": query, "document": pos + neg, "source": record.get("source")}
+    if data_format == "scored":
+        pos_scores, neg_scores = _texts(pick("pos_scores")), _texts(pick("neg_scores"))
+        if len(pos_scores) != len(pos) or len(neg_scores) != len(neg):
+            raise ValueError("'pos_scores' and 'neg_scores' must have one score per 'pos' and 'neg' passage")
+        converted["scores"] = pos_scores + neg_scores
+    else:
+        converted["relevance"] = [1] * len(pos) + [0] * len(neg)
+    return converted
+
+
+def _parse(text: Any, path: str, number: int, data_format: str = "slates") -> Slate:
     def fail(message: str) -> TrainingDataError:
         return TrainingDataError(path, number, message)
 
     try:
-        record: Any = json.loads(text)
+        record: Any = json.loads(text) if isinstance(text, str) else text
     except json.JSONDecodeError as exc:
         raise fail(f"not valid JSON ({exc.msg})") from None
+    if isinstance(record, Mapping):
+        record = dict(record)
     if not isinstance(record, dict):
         raise fail(f"expected a JSON object, got {type(record).__name__}")
+    try:
+        record = _convert(record, data_format)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     query = record.get("query")
     if not isinstance(query, str) or not query.strip():
         raise fail("'query' must be a non-empty string")
@@ -111,15 +204,6 @@ def _parse(text: str, path: str, number: int) -> Slate:
         raise fail("'document' must be a list of strings (the passages, in first-stage order)")
     if len(documents) < 2:
         raise fail(f"'document' has {len(documents)} passage(s); a slate needs at least 2 to rank")
-    if "ranking" not in record:
-        raise fail("no 'ranking' (the teacher's order: indices into 'document', best first)")
-    ranking = _zero_based(record["ranking"], len(documents))
-    if ranking is None:
-        shown = json.dumps(record["ranking"])
-        raise fail(
-            f"'ranking' must be a permutation of 0..{len(documents) - 1} (or 1..{len(documents)}) over the "
-            f"{len(documents)} passages of 'document', got {shown[:120]}"
-        )
     source = record.get("source")
     if source is not None and not isinstance(source, str):
         raise fail(f"'source' must be a string, got {type(source).__name__}")
@@ -130,6 +214,32 @@ def _parse(text: str, path: str, number: int) -> Slate:
         and all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in relevance)
     ):
         raise fail(f"'relevance' must be a list of {len(documents)} non-negative integers, one per passage")
+    scores = record.get("scores")
+    if scores is not None and not (
+        isinstance(scores, list)
+        and len(scores) == len(documents)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in scores)
+    ):
+        raise fail(f"'scores' must be a list of {len(documents)} finite numbers, one per passage")
+    labels = None
+    if "ranking" in record:  # an order wins: relevance is then for evaluation only
+        ranking = _zero_based(record["ranking"], len(documents))
+        if ranking is None:
+            shown = json.dumps(record["ranking"])
+            raise fail(
+                f"'ranking' must be a permutation of 0..{len(documents) - 1} (or 1..{len(documents)}) over the "
+                f"{len(documents)} passages of 'document', got {shown[:120]}"
+            )
+    elif relevance is not None or scores is not None:
+        labels = tuple(float(x) for x in (relevance if relevance is not None else scores or []))
+        if len(set(labels)) == 1:
+            raise fail("every passage has the same grade: no passage is better than another to learn from")
+        ranking = tuple(sorted(range(len(documents)), key=lambda i: -labels[i]))
+    else:
+        raise fail(
+            "no 'ranking', 'relevance' or 'scores' (the teacher's order: indices into 'document', best first; or "
+            "a grade or score per passage)"
+        )
     return Slate(
         query=query,
         documents=tuple(documents),
@@ -137,6 +247,7 @@ def _parse(text: str, path: str, number: int) -> Slate:
         source=source,
         line=number,
         relevance=tuple(relevance) if relevance is not None else None,
+        labels=labels,
     )
 
 
@@ -192,6 +303,49 @@ def make_batches(
     return batches
 
 
+def truncation_warnings(
+    encoder: E2RankModel,
+    slates: Sequence[Slate],
+    *,
+    max_query_tokens: int,
+    max_doc_tokens: int,
+    instructions: Instructions | None = None,
+) -> list[str]:
+    """What the token limits cut away from the training data, as warning lines (none when nothing matters is cut).
+
+    A query is cut from its end (``<|endoftext|>`` kept), so a limit that the instruction alone fills removes the
+    query text entirely; a passage losing more than :data:`TRUNCATION_WARN_SHARE` of its tokens is counted too.
+    """
+    prompts = encoder.prompts
+    lines = []
+    cut, emptied, first = 0, 0, None
+    for slate in slates:
+        instruction = instructions_for(slate.source, prompts, instructions)[0]
+        text, bare = prompts.query(slate.query, instruction), prompts.query("", instruction)
+        full, prefix = encoder.count_tokens([text, bare])
+        if full > max_query_tokens:
+            cut += 1
+            first = first or slate.line
+            if prefix >= max_query_tokens:
+                emptied += 1
+    if emptied:
+        lines.append(
+            f"max_query_tokens={max_query_tokens} removes the query text entirely from {emptied} of {len(slates)} "
+            "queries: the instruction and <|endoftext|> alone fill it, so the model sees only the instruction"
+        )
+    elif cut:
+        lines.append(f"max_query_tokens={max_query_tokens} cuts {cut} of {len(slates)} queries (first: line {first})")
+    documents = [(slate.line, d) for slate in slates for d in slate.documents]
+    counts = encoder.count_tokens([prompts.document(d) for _, d in documents])
+    over = [line for (line, _), n in zip(documents, counts) if n - max_doc_tokens > TRUNCATION_WARN_SHARE * n]
+    if over:
+        lines.append(
+            f"max_doc_tokens={max_doc_tokens} cuts more than {TRUNCATION_WARN_SHARE:.0%} of the tokens of "
+            f"{len(over)} of {len(documents)} passages (first: line {over[0]})"
+        )
+    return lines
+
+
 class SlateCollator:
     """Turns a batch of slates into model inputs exactly as :class:`~e2rank_integrations.E2RankModel` encodes.
 
@@ -207,6 +361,8 @@ class SlateCollator:
         max_doc_tokens: Longest passage in tokens.
         max_prompt_tokens: Token budget of a listwise prompt.
         num_prompt_docs: Passages put in a listwise prompt.
+        instructions: source -> (query, rerank) instruction (see ``TrainConfig.task_instructions``); default the
+            authors' table and the format's defaults.
     """
 
     def __init__(
@@ -217,8 +373,10 @@ class SlateCollator:
         max_doc_tokens: int = 1024,
         max_prompt_tokens: int = 32768,
         num_prompt_docs: int = 20,
+        instructions: Instructions | None = None,
     ) -> None:
         self.encoder = encoder
+        self.instructions = instructions
         self.max_query_tokens = max_query_tokens
         self.max_doc_tokens = max_doc_tokens
         self.max_prompt_tokens = max_prompt_tokens
@@ -238,7 +396,7 @@ class SlateCollator:
         encoder, prompts = self.encoder, self.encoder.prompts
         queries, prompt_texts = [], []
         for slate in slates:
-            query_instruction, rerank_instruction = instructions_for(slate.source, prompts)
+            query_instruction, rerank_instruction = instructions_for(slate.source, prompts, self.instructions)
             queries.append(prompts.query(slate.query, query_instruction))
             prompt_texts.append(
                 encoder.listwise_prompt(
@@ -255,6 +413,7 @@ class SlateCollator:
             "document": encoder.model_inputs(documents, max_length=self.max_doc_tokens),
             "prompt": encoder.model_inputs(prompt_texts, max_length=self.max_prompt_tokens),
             "ranking": torch.tensor([slate.ranking for slate in slates], dtype=torch.long),
+            "grades": torch.tensor([slate.train_grades() for slate in slates], dtype=torch.float32),
         }
 
 

@@ -68,15 +68,18 @@ def infonce_loss(q: Tensor, d: Tensor, temperature: float = 0.03) -> Tensor:
     return loss
 
 
-def ranknet_loss(scores: Tensor, ranking: Tensor) -> Tensor:
+def ranknet_loss(scores: Tensor, ranking: Tensor, grades: Tensor | None = None) -> Tensor:
     """RankNet over every teacher-ordered pair of each slate, averaged over all pairs of the batch.
 
     Args:
         scores: ``(batch, slate)`` logits (the scale already applied), one per passage in slate order.
         ranking: ``(batch, slate)`` integer indices into the slate, best first (a permutation per row).
+        grades: ``(batch, slate)`` the teacher's grades in slate order, consistent with ``ranking``; pairs of equal
+            grades are left out (masked, as the authors' code does). ``None``: every pair is ordered.
 
     Returns:
-        ``mean(BCEWithLogits(s[ranking[a]] - s[ranking[b]], 1))`` over ``a < b``, a scalar.
+        ``mean(BCEWithLogits(s[ranking[a]] - s[ranking[b]], 1))`` over ``a < b`` (of different grades), a scalar;
+        0 when no pair of the batch has different grades.
 
     Example:
         >>> import torch
@@ -95,9 +98,15 @@ def ranknet_loss(scores: Tensor, ranking: Tensor) -> Tensor:
     diffs = ordered.unsqueeze(2) - ordered.unsqueeze(1)  # [b, a, c] = s_a - s_c in teacher positions
     size = scores.size(1)
     above = torch.ones(size, size, dtype=torch.bool, device=scores.device).triu(diagonal=1)
-    pairs = diffs[:, above]  # a before c in the teacher's order
-    loss: Tensor = F.binary_cross_entropy_with_logits(pairs, torch.ones_like(pairs))
-    return loss
+    if grades is None:
+        pairs = diffs[:, above]  # a before c in the teacher's order
+        loss: Tensor = F.binary_cross_entropy_with_logits(pairs, torch.ones_like(pairs))
+        return loss
+    ordered_grades = grades.gather(1, ranking)
+    differ = (ordered_grades.unsqueeze(2) > ordered_grades.unsqueeze(1)) & above  # a graded above c
+    per_pair = F.binary_cross_entropy_with_logits(diffs, torch.ones_like(diffs), reduction="none")
+    masked: Tensor = (per_pair * differ).sum() / differ.sum().clamp(min=1)
+    return masked
 
 
 def e2rank_loss(
@@ -111,6 +120,8 @@ def e2rank_loss(
     embedding_weight: float = 1.0,
     ranknet_weight: float = 2.0,
     gather: Callable[[Tensor], Tensor] | None = None,
+    embedding_grad_scale: float = 1.0,
+    grades: Tensor | None = None,
 ) -> E2RankLoss:
     """The joint objective on one batch of slates.
 
@@ -125,6 +136,12 @@ def e2rank_loss(
         ranknet_weight: Weight of the RankNet term.
         gather: Applied to the queries and to the best-first passages before InfoNCE, e.g.
             :func:`gather_across_devices` to use every device's passages as negatives.
+        embedding_grad_scale: Multiplies the gradient of the InfoNCE term, not its value. With ``gather``, pass the
+            number of processes: each process back-propagates only through its own rows and data parallelism
+            averages the gradients, so the gathered batch's gradient would otherwise be divided by it.
+
+        grades: ``(batch, slate)`` the teacher's grades in slate order (see :func:`ranknet_loss`); ``ranking``
+            must sort them best first, so that InfoNCE's positive is a top-graded passage.
 
     Returns:
         An :class:`E2RankLoss` (total, embedding, ranking).
@@ -135,8 +152,10 @@ def e2rank_loss(
     if gather is not None:
         q, best_first = gather(q), gather(best_first)
     embedding = infonce_loss(q, best_first, temperature)
+    if embedding_grad_scale != 1:
+        embedding = embedding * embedding_grad_scale - embedding.detach() * (embedding_grad_scale - 1)
     scores = ranknet_scale * torch.einsum("bd,bsd->bs", prompt, slates)
-    ranking_term = ranknet_loss(scores, ranking)
+    ranking_term = ranknet_loss(scores, ranking, grades)
     return E2RankLoss(embedding_weight * embedding + ranknet_weight * ranking_term, embedding, ranking_term)
 
 

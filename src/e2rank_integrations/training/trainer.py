@@ -22,7 +22,11 @@ where it differs, on purpose:
 - Batches never mix sources or slate lengths (the authors arrange batches by source, but the Trainer's random
   sampler then reshuffles their examples); a group's last, smaller batch is kept unless negatives are gathered
   across devices, where every batch must have the same shape and incomplete ones are dropped, as the authors do.
-- ``negatives_cross_device`` on one process is the identity (the authors raise an error).
+- ``negatives_cross_device`` on one process is the identity (the authors raise an error); on N processes the InfoNCE
+  gradient is multiplied by N, so a step equals one process on the combined batch (the authors' is 1/N of that;
+  ``authors_cross_device_scale`` keeps it).
+- Launched as several processes without CUDA, the Trainer runs on gloo (``use_cpu``); a launch that would not make
+  one distributed run is refused.
 - The saved directory is a plain checkpoint (LoRA merged) with the tokenizer, its chat template and a model card.
 """
 
@@ -34,16 +38,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 from .._optional import require
-from ..errors import TrainingDataError
+from ..errors import E2RankValueError, TrainingDataError
 from ..evaluation import EvalReport, evaluate, rerank_run
 from ..model import E2RankModel, no_progress_bars, pool_last_token
-from .config import TrainConfig, instructions_for
-from .data import Slate, SlateCollator, load_slates, make_batches
+from .config import Instructions, TrainConfig, instructions_for
+from .data import Slate, SlateCollator, data_name, load_slates, make_batches, truncation_warnings
 from .losses import E2RankLoss, e2rank_loss, gather_across_devices
 
 for _module in ("torch", "accelerate", "transformers"):  # a missing one fails here, naming the extra
@@ -58,6 +62,7 @@ __all__ = [
     "TrainResult",
     "build_trainer",
     "evaluate_slates",
+    "latest_checkpoint",
     "train",
     "training_arguments",
 ]
@@ -77,6 +82,9 @@ class Objective:
         ranknet_weight: Weight of the RankNet loss.
         ranknet_scale: Multiplies ``cos(prompt, passage)`` before RankNet.
         negatives_cross_device: Gather every device's queries and passages for InfoNCE.
+        authors_cross_device_scale: With ``negatives_cross_device``, keep the authors' InfoNCE gradient, which is
+            the gathered batch's divided by the number of processes; by default it is multiplied back (as Tevatron
+            does), so a step equals one process on the combined batch.
     """
 
     temperature: float = 0.03
@@ -84,6 +92,7 @@ class Objective:
     ranknet_weight: float = 2.0
     ranknet_scale: float = 10.0
     negatives_cross_device: bool = False
+    authors_cross_device_scale: bool = False
 
 
 class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
@@ -106,9 +115,23 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
 
     objective: Objective
 
-    def __init__(self, *args: Any, objective: Objective | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        objective: Objective | None = None,
+        eval_slates: Sequence[Slate] | None = None,
+        encoder: E2RankModel | None = None,
+        num_prompt_docs: int = 20,
+        instructions: Instructions | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if eval_slates is not None:
+            kwargs.setdefault("eval_dataset", list(eval_slates))  # the Trainer wants one; evaluate() reranks them
         super().__init__(*args, **kwargs)
         self.objective = objective or Objective()
+        self.eval_slates = eval_slates
+        self.encoder = encoder
+        self.eval_options: dict[str, Any] = {"num_prompt_docs": num_prompt_docs, "instructions": instructions}
         # compute_loss returns a per-batch mean: the Trainer must divide it by the accumulation steps. It does
         # that only for models that take no loss kwargs, and Qwen3Model.forward takes **kwargs (on 4.51 the
         # gradient would otherwise be grad_accum times too large).
@@ -126,22 +149,49 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
         d = pool_last_token(model, inputs["document"])
         prompt = pool_last_token(model, inputs["prompt"])
         objective = self.objective
+        gather = objective.negatives_cross_device and self.args.world_size > 1
         loss: E2RankLoss = e2rank_loss(
             q,
             d,
             prompt,
             inputs["ranking"],
+            grades=inputs.get("grades"),
             temperature=objective.temperature,
             ranknet_scale=objective.ranknet_scale,
             embedding_weight=objective.embedding_weight,
             ranknet_weight=objective.ranknet_weight,
-            gather=gather_across_devices if objective.negatives_cross_device else None,
+            gather=gather_across_devices if gather else None,
+            # Each process back-propagates the gathered InfoNCE through its own rows only, and the data-parallel
+            # wrapper averages the gradients over processes: that is the combined batch's gradient / world size.
+            embedding_grad_scale=self.args.world_size if gather and not objective.authors_cross_device_scale else 1,
         )
         if model.training:
             self._parts.append(torch.stack([loss.embedding.detach(), loss.ranking.detach()]))
         if return_outputs:
             return loss.total, {"embedding_loss": loss.embedding, "ranking_loss": loss.ranking}
         return loss.total
+
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        """With ``eval_slates`` (and ``encoder``): nDCG@10 and the other rerank metrics of the model being trained.
+
+        Reranks every evaluation slate with the current weights (each process alike, no collective calls), logs
+        ``eval_nDCG@10``... and lets callbacks (early stopping, best checkpoint) see them.
+        """
+        if self.eval_slates is None or self.encoder is None:
+            scores: dict[str, float] = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            return scores
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        current = E2RankModel(model, self.encoder.tokenizer, cache=False, prompts=self.encoder.prompts)
+        report = evaluate_slates(current, self.eval_slates, **self.eval_options)
+        model.train(was_training)
+        metrics = {f"{metric_key_prefix}_{name}": value for name, value in report.after.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if "loss" in logs and self._parts:
@@ -172,7 +222,13 @@ class TrainResult:
     eval_after: EvalReport | None = None
 
 
-def evaluate_slates(model: E2RankModel, slates: Sequence[Slate], *, num_prompt_docs: int = 20) -> EvalReport:
+def evaluate_slates(
+    model: E2RankModel,
+    slates: Sequence[Slate],
+    *,
+    num_prompt_docs: int = 20,
+    instructions: Instructions | None = None,
+) -> EvalReport:
     """Rerank each slate's passages (given in first-stage order) and score with the package's evaluation code.
 
     Relevance is each slate's ``relevance`` if given, else the teacher's top 10 graded 10..1 (nDCG@10 then says
@@ -191,7 +247,7 @@ def evaluate_slates(model: E2RankModel, slates: Sequence[Slate], *, num_prompt_d
         corpus.update(zip(ids, slate.documents))
         first_stage[qid] = {doc: float(len(ids) - j) for j, doc in enumerate(ids)}
         qrels[qid] = dict(zip(ids, slate.grades()))
-        by_instruction.setdefault(instructions_for(slate.source, model.prompts)[1], []).append(qid)
+        by_instruction.setdefault(instructions_for(slate.source, model.prompts, instructions)[1], []).append(qid)
     top_k = max(len(s.documents) for s in slates)
     reranked: dict[str, dict[str, float]] = {}
     for instruction, qids in by_instruction.items():
@@ -232,10 +288,25 @@ def training_arguments(config: TrainConfig) -> Any:
         "seed": config.seed,
         "remove_unused_columns": False,  # the collator's keys are not the model's forward arguments
         "dataloader_pin_memory": torch.cuda.is_available(),  # pinning speeds copies to a GPU; on CPU torch warns
-        "report_to": "none",
+        "report_to": [name.strip() for name in config.report_to.split(",") if name.strip()] or "none",
+        "ddp_find_unused_parameters": False,  # every parameter takes part in the loss (DDP skips a graph walk)
         # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
         ("warmup_ratio" if "warmup_ratio" in fields else "warmup_steps"): config.warmup_ratio,
     }
+    if config.eval_steps is not None:
+        # evaluate() reranks the eval slates; the best checkpoint by nDCG@10 is what ends in output
+        values.update(
+            eval_strategy="steps",
+            eval_steps=config.eval_steps,
+            save_steps=config.eval_steps,  # a checkpoint at every evaluation, so the best one can be kept
+            metric_for_best_model="eval_nDCG@10",
+            greater_is_better=True,
+            load_best_model_at_end=True,
+        )
+    if _launched_world_size() > 1 and not torch.cuda.is_available():
+        # Without CUDA, transformers sets up no process group unless told to run on the CPU: each process would
+        # train alone on all the data. use_cpu gives one distributed run over gloo.
+        values["use_cpu"] = True
     overrides = dict(item.split("=", 1) for item in config.hf_args)
     reserved = sorted(_RESERVED_HF_ARGS & set(overrides))
     if reserved:
@@ -250,22 +321,94 @@ def training_arguments(config: TrainConfig) -> Any:
             argv += [f"--{name}", value]
         parsed, _ = parser.parse_known_args(argv)
         values.update({name: getattr(parsed, name) for name in overrides})
+    _check_report_to(values["report_to"])
     return transformers.TrainingArguments(**values)
 
 
-def _check_output(config: TrainConfig) -> None:
-    output = Path(config.output)
-    if config.resume:
-        if not (output.is_dir() and cast(Any, transformers.trainer_utils).get_last_checkpoint(str(output))):
-            raise ValueError(f"--resume: no checkpoint-* directory in {output} to resume from")
+def _check_report_to(report_to: Any) -> None:
+    """Refuse a reporting integration whose package is missing, naming it (transformers fails deep in a callback)."""
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    names = [n for n in names if n not in ("none", "all")]
+    if not names:
         return
-    if output.is_dir() and any(output.iterdir()):
-        raise ValueError(
-            f"{output} is not empty: pass --resume to continue from its last checkpoint, or choose another"
+    integrations = cast(Any, transformers).integrations
+    available = set(integrations.get_available_reporting_integrations())
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise E2RankValueError(
+            f"report_to: {', '.join(missing)} is not available: its package is not installed (pip install "
+            f"{' '.join(missing)}), or it is not an integration transformers knows; available here: "
+            f"{', '.join(sorted(available)) or 'none'}"
         )
 
 
-def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) -> tuple[E2RankTrainer, E2RankModel]:
+def _launched_world_size() -> int:
+    """The number of processes torchrun or accelerate launched (``WORLD_SIZE``), 1 when run directly."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def _check_distributed(args: Any) -> None:
+    """Refuse to start when the launcher started several processes but the Trainer did not join them in one run."""
+    launched = _launched_world_size()
+    if launched > 1 and args.world_size != launched:
+        raise E2RankValueError(
+            f"{launched} processes were launched (WORLD_SIZE={launched}) but transformers set up a world of "
+            f"{args.world_size}: each process would train alone on all the data. Check hf_args (use_cpu, "
+            "ddp_backend) and the launcher's settings."
+        )
+
+
+def latest_checkpoint(output: str | os.PathLike[str]) -> tuple[Path | None, list[str]]:
+    """The newest complete ``checkpoint-N`` in ``output`` and why each newer one was skipped.
+
+    The Trainer writes ``trainer_state.json`` last, after the weights, optimizer and RNG states, so a checkpoint
+    whose trainer state is missing or unreadable was cut short (a stop during a save) and cannot be resumed.
+
+    Returns:
+        The checkpoint directory (``None`` if there is none) and one line per skipped checkpoint.
+    """
+    found = []
+    for path in Path(output).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and step.isdigit():
+            found.append((int(step), path))
+    skipped = []
+    for _, path in sorted(found, reverse=True):
+        state = path / "trainer_state.json"
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            skipped.append(f"{path.name}: no trainer_state.json (the run stopped while saving it)")
+            continue
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{path.name}: trainer_state.json unreadable ({exc})")
+            continue
+        return path, skipped
+    return None, skipped
+
+
+def _check_output(config: TrainConfig) -> tuple[Path | None, list[str]]:
+    """Refuse an output directory in use; with ``resume``, the checkpoint to resume from and the ones skipped."""
+    output = Path(config.output)
+    if config.resume:
+        checkpoint, skipped = latest_checkpoint(output)
+        if checkpoint is None:
+            why = f" ({'; '.join(skipped)})" if skipped else ""
+            raise E2RankValueError(f"resume: no complete checkpoint-* directory in {output} to resume from{why}")
+        return checkpoint, skipped
+    if output.is_dir() and any(output.iterdir()):
+        raise E2RankValueError(
+            f"output {output} is not empty: set resume to continue from its last checkpoint, or choose another output"
+        )
+    return None, []
+
+
+def build_trainer(
+    config: TrainConfig, batches: list[list[Slate]], args: Any, eval_slates: Sequence[Slate] | None = None
+) -> tuple[E2RankTrainer, E2RankModel]:
     """The :class:`E2RankTrainer` of a run: the base model in float32 (LoRA-wrapped if asked), its collator, loss.
 
     Returns the trainer and the :class:`E2RankModel` around the model being trained (its tokenizer and prompts).
@@ -295,6 +438,7 @@ def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) ->
             max_doc_tokens=config.max_doc_tokens,
             max_prompt_tokens=config.max_prompt_tokens,
             num_prompt_docs=config.num_prompt_docs,
+            instructions=config.task_instructions(),
         ),
         processing_class=encoder.tokenizer,
         objective=Objective(
@@ -303,6 +447,16 @@ def build_trainer(config: TrainConfig, batches: list[list[Slate]], args: Any) ->
             ranknet_weight=config.ranknet_weight,
             ranknet_scale=config.ranknet_scale,
             negatives_cross_device=config.negatives_cross_device,
+            authors_cross_device_scale=config.authors_cross_device_scale,
+        ),
+        eval_slates=eval_slates if config.eval_steps is not None else None,
+        encoder=encoder,
+        num_prompt_docs=config.num_prompt_docs,
+        instructions=config.task_instructions(),
+        callbacks=(
+            [transformers.EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)]
+            if config.early_stopping_patience is not None
+            else None
         ),
     )
     return trainer, encoder
@@ -324,23 +478,36 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
         ValueError: A setting is invalid, or the output directory is in use.
     """
     stream = out or sys.stdout
-    _check_output(config)
-    slates = load_slates(config.data)
-    dev = load_slates(config.eval_data) if config.eval_data else None
+    checkpoint, skipped = _check_output(config)
+    instructions = config.task_instructions()
+    slates = load_slates(config.data, config.data_format)
+    dev = load_slates(config.eval_data, config.data_format) if config.eval_data is not None else None
+    data = data_name(config.data)
     args = training_arguments(config)
+    _check_distributed(args)
     main = args.process_index == 0
 
     def say(line: str) -> None:
         if main:
             print(line, file=stream, flush=True)
 
+    for line in skipped:
+        say(f"resume: skipping {line}")
+    if checkpoint is not None:
+        say(f"resume: continuing from {checkpoint} (the newest checkpoint with its trainer state)")
     gathering = config.negatives_cross_device and args.world_size > 1
-    batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=config.data)
+    batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=data)
     if not batches:
-        raise TrainingDataError(config.data, 0, f"fewer slates than --batch-size {config.batch_size} in every group")
+        raise TrainingDataError(data, 0, f"fewer slates than batch_size {config.batch_size} in every group")
     kept = sum(len(b) for b in batches)
+    largest = max(len(b) for b in batches)
+    if largest < config.batch_size:
+        say(
+            f"note: batch_size {config.batch_size} is larger than the data: the largest batch holds {largest} slates "
+            "(a batch holds slates of one source and one slate length)"
+        )
     say(
-        f"{len(slates)} slates from {config.data}: {len(batches)} batches of up to {config.batch_size}"
+        f"{len(slates)} slates from {data}: {len(batches)} batches of up to {config.batch_size}"
         + (f" ({len(slates) - kept} slates left out of incomplete batches)" if kept < len(slates) else "")
     )
 
@@ -350,16 +517,25 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
         with args.main_process_first(desc="evaluating the base model"):
             if main:
                 base = E2RankModel.from_pretrained(config.model, device=str(args.device), cache=False, prompts=prompts)
-                before = evaluate_slates(base, dev, num_prompt_docs=config.num_prompt_docs)
+                before = evaluate_slates(base, dev, num_prompt_docs=config.num_prompt_docs, instructions=instructions)
                 first_stage = before.before["nDCG@10"]
                 base_ndcg = before.after["nDCG@10"]
                 say(f"nDCG@10 on {len(dev)} eval slates: data order {first_stage:.2f}, base model {base_ndcg:.2f}")
                 del base
                 _free_memory()
 
-    trainer, encoder = build_trainer(config, batches, args)
+    trainer, encoder = build_trainer(config, batches, args, dev)
+    if main:
+        for line in truncation_warnings(
+            encoder,
+            slates,
+            max_query_tokens=config.max_query_tokens,
+            max_doc_tokens=config.max_doc_tokens,
+            instructions=instructions,
+        ):
+            say(f"warning: {line}")
     with no_progress_bars(transformers):  # a "Writing model shards" bar per checkpoint saved; the logs say enough
-        output = trainer.train(resume_from_checkpoint=True if config.resume else None)
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
         trained: Any = trainer.model
         if config.lora_r is not None:
@@ -382,7 +558,9 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
             after_model = E2RankModel.from_pretrained(
                 config.output, device=str(args.device), cache=False, prompts=prompts
             )
-            result.eval_after = evaluate_slates(after_model, dev, num_prompt_docs=config.num_prompt_docs)
+            result.eval_after = evaluate_slates(
+                after_model, dev, num_prompt_docs=config.num_prompt_docs, instructions=instructions
+            )
             del after_model
             say(f"nDCG@10 on {len(dev)} eval slates: trained model {result.eval_after.after['nDCG@10']:.2f}")
         write_model_card(config, result, n_slates=len(slates), n_passages=sum(len(s.documents) for s in slates))
@@ -405,7 +583,13 @@ def _version(package: str) -> str:
 
 def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int, n_passages: int) -> Path:
     """Write ``README.md`` into the output directory: base model, data size, settings, evaluation, how to load."""
-    settings = {k: v for k, v in asdict(config).items() if v not in (None, [], False)}
+    settings = {}
+    for item in fields(config):  # not asdict(): it would deep-copy an in-memory dataset
+        value = getattr(config, item.name)
+        if item.name in ("data", "eval_data") and value is not None:
+            value = data_name(value)
+        if value not in (None, [], False):
+            settings[item.name] = value
     lines = [
         "---",
         f"base_model: {json.dumps(config.model)}",
@@ -422,7 +606,7 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
         "",
         "## Training data",
         "",
-        f"- file: `{config.data}`",
+        f"- data: `{data_name(config.data)}`",
         f"- {n_slates} slates, {n_passages} passages",
         f"- prompt format: `{config.prompt_format}`",
         "",
@@ -440,7 +624,7 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
         lines += [
             "## Evaluation",
             "",
-            f"On `{config.eval_data}` ({result.eval_after.queries} slates), reranking each slate's passages:",
+            f"On `{data_name(config.eval_data)}` ({result.eval_after.queries} slates), reranking each slate:",
             "",
             "| metric | data order | base model | this model |",
             "|---|---|---|---|",
@@ -448,6 +632,23 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
                 f"| {name} | {result.eval_before.before[name]:.2f} | {result.eval_before.after[name]:.2f} | "
                 f"{result.eval_after.after[name]:.2f} |"
                 for name in result.eval_after.after
+            ),
+            "",
+        ]
+    custom = config.instruction is not None or config.instructions is not None
+    if custom:
+        table = config.task_instructions()
+        lines += [
+            "## Instructions",
+            "",
+            "Trained with these task instructions (query instruction / the listwise prompt's opening). Pass the same",
+            "to `embed_queries(..., instruction=...)` and `rerank(..., instruction=...)`.",
+            "",
+            "| source | query | rerank |",
+            "|---|---|---|",
+            *(
+                f"| {'(any other)' if source is None else source} | {json.dumps(q)} | {json.dumps(r)} |"
+                for source, (q, r) in table.items()
             ),
             "",
         ]
@@ -465,7 +666,8 @@ def write_model_card(config: TrainConfig, result: TrainResult, *, n_slates: int,
     load += [
         "",
         f"model = E2RankModel.from_pretrained({config.output!r}{prompts_arg})",
-        'results = model.rerank("a query", ["a passage", "another passage"])',
+        'results = model.rerank("a query", ["a passage", "another passage"]'
+        + (f", instruction={config.task_instructions()[None][1]!r})" if custom else ")"),
         "```",
         "",
         "## Versions",
