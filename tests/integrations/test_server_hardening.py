@@ -175,9 +175,17 @@ def test_a_small_request_does_not_wait_for_a_large_one(interleaving_server, tiny
     )
 
 
-def test_a_request_over_the_token_cap_is_a_413(interleaving_server, tiny_model, tiny_path):
+def test_a_request_over_the_token_cap_is_a_413(interleaving_server, tiny_model, tiny_path, monkeypatch):
     url = interleaving_server.url
-    before = interleaving_server.state.model.stats()["texts_embedded"]
+    model = interleaving_server.state.model
+    before = model.stats()["texts_embedded"]
+    counted = []
+    real_count = model.count_tokens
+    monkeypatch.setattr(model, "count_tokens", lambda texts: counted.extend(texts) or real_count(texts))
+    huge = [f"{i} " + "word " * 200 for i in range(1000)]  # about 200,000 tokens: 10x the cap
+    response = httpx.post(url + "/v1/embeddings", json={"input": huge}, timeout=60)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_tokens"
+    assert len(counted) < len(huge) // 2  # refused once the count passed the cap, not after tokenizing it all
     too_many = {"input": LONG + LONG[:40]}  # 104 texts of about 200 tokens
     response = httpx.post(url + "/v1/embeddings", json=too_many, timeout=60)
     assert response.status_code == 413
@@ -192,6 +200,20 @@ def test_a_request_over_the_token_cap_is_a_413(interleaving_server, tiny_model, 
     rerank = httpx.post(url + "/v1/rerank", json={"query": "q", "documents": too_many["input"]}, timeout=60)
     assert rerank.status_code == 413
     assert interleaving_server.state.model.stats()["texts_embedded"] == before  # refused before any work
+
+
+def test_equal_texts_get_equal_rows_and_ties_keep_input_order(interleaving_server):
+    url = interleaving_server.url
+    documents = ["the same text", "another one", "the same text", "a third", "the same text"]
+    results = httpx.post(url + "/v1/rerank", json={"query": "q", "documents": documents}, timeout=60).json()
+    same = [r for r in results["results"] if documents[r["index"]] == "the same text"]
+    assert [r["index"] for r in same] == [0, 2, 4]  # next to each other, in input order
+    assert len({r["relevance_score"] for r in same}) == 1
+    embedded = httpx.post(url + "/v1/embeddings", json={"input": documents}, timeout=60).json()
+    rows = [d["embedding"] for d in embedded["data"]]
+    assert rows[0] == rows[2] == rows[4] and rows[0] != rows[1]
+    single = httpx.post(url + "/v1/embeddings", json={"input": documents[:2]}, timeout=60).json()
+    assert embedded["usage"]["prompt_tokens"] > single["usage"]["prompt_tokens"]  # usage counts every input
 
 
 # ---------------------------------------------------------------------------- 400 for bad input, 500 for bugs

@@ -135,12 +135,16 @@ class Batcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
+    def check_open(self) -> None:
+        """Raise the error of :meth:`abort` once the server stops (a request about to queue gets it now)."""
+        if self._refusal is not None:
+            raise self._refusal()
+
     async def embed(self, texts: Sequence[str], tokens: Sequence[int]) -> EmbedResult:
         """Queue ``texts`` (exact model inputs of ``tokens[i]`` tokens each) and wait for their rows."""
         if self._wakeup is None:
             raise RuntimeError("Batcher.start() was not called")
-        if self._refusal is not None:
-            raise self._refusal()
+        self.check_open()
         if len(tokens) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(tokens)} token counts")
         job = _Job(list(texts), [max(1, int(t)) for t in tokens], asyncio.get_running_loop().create_future())
