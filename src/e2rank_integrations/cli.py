@@ -314,7 +314,9 @@ def run_serve(args: argparse.Namespace) -> int:
             drain_timeout_s=args.drain_timeout,
             max_request_tokens=args.max_request_tokens,
             limit_concurrency=args.limit_concurrency,
+            max_connections_per_client=args.max_connections_per_client,
             timeout_keep_alive_s=args.timeout_keep_alive,
+            request_head_timeout_s=args.timeout_request_head,
             request_read_timeout_s=args.timeout_request_read,
         )
     except ValueError as exc:
@@ -675,17 +677,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="open connections; more are closed on accept (default: %(default)s)",
     )
     serve_p.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=64,
+        help="open connections from one client address; more are closed on accept; behind a reverse proxy, "
+        "set it to --limit-concurrency (default: %(default)s)",
+    )
+    serve_p.add_argument(
         "--timeout-keep-alive",
         type=int,
         default=5,
         help="seconds an idle keep-alive connection stays open (default: %(default)s)",
     )
     serve_p.add_argument(
+        "--timeout-request-head",
+        type=float,
+        default=10.0,
+        help="seconds a client may take to send a request's line and headers; then 408 (if it sent part of one) "
+        "and the connection is closed (default: %(default)s)",
+    )
+    serve_p.add_argument(
         "--timeout-request-read",
         type=float,
         default=30.0,
-        help="seconds a client may take to send a request's headers, and again its body; then the connection is "
-        "closed, or 408 (default: %(default)s)",
+        help="seconds a client may take to send a request's body once its headers came; then 408 "
+        "(default: %(default)s)",
     )
     add_index_parser(sub)
 
