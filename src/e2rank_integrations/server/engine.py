@@ -161,9 +161,7 @@ class Engine:
         """
         unique = list(dict.fromkeys(formatted))
         cut = await run_in_threadpool(self._count, formatted, unique, truncate, name, into.tokens)
-        self.batcher.check_open()  # stopped while counting: the 503 the drain log promised, not a 413 or 200
         tokens = sum(cut[text] for text in formatted)
-        self.check_tokens(into.tokens + tokens)
         result = await self.batcher.embed(unique, [cut[text] for text in unique])
         into.tokens += tokens
         into.queue_seconds += result.queue_seconds
@@ -192,8 +190,10 @@ class Engine:
                 chars += len(unique[stop])
                 stop += 1
             chunk = unique[start:stop]
+            counts = self.model.count_tokens(chunk)
+            # A server that stopped meanwhile: the 503 its drain log promised, not a 400 or 413 from here.
             self.batcher.check_open()
-            for text, count in zip(chunk, self.model.count_tokens(chunk), strict=True):
+            for text, count in zip(chunk, counts, strict=True):
                 if count > limit and not truncate:
                     raise APIError(
                         400,
