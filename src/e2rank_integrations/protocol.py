@@ -298,6 +298,9 @@ class RerankResponse(WireModel):
 class TEIRerankRequest(_RerankOptions):
     """A TEI rerank body (it has ``texts``): the response is a list of :class:`TEIRankItem`."""
 
+    # A body with `documents` is Cohere's, whatever else it has (see AnyRerankRequest): the schema says so too.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"not": {"required": ["documents"]}})
+
     texts: list[str] = Field(min_length=1, description="Candidates, in first-stage order.")
     raw_scores: StrictBool = Field(default=False, description="Accepted: scores are always raw cosine similarities.")
     return_text: StrictBool = Field(default=False, description="Include each text in its result.")
