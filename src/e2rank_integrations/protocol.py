@@ -26,11 +26,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
     StrictBool,
     StrictInt,
-    Tag,
+    WithJsonSchema,
 )
 
 from .errors import E2RankValueError
@@ -253,7 +252,10 @@ class RerankRequest(_RerankOptions):
     """``POST /v1/rerank`` (Cohere/Jina), plus ``doc_embeddings`` so stored vectors are not embedded again."""
 
     documents: list[str | RerankDocument] = Field(min_length=1, description="Candidates, in first-stage order.")
-    top_n: Int | None = Field(default=None, ge=1, description="Keep the best top_n (default all).")
+    # Its schema spelled out: pydantic wrote ge=1 under a union as a bare "ge", a keyword JSON Schema ignores.
+    top_n: Annotated[Int, Field(ge=1), WithJsonSchema({"type": "integer", "minimum": 1})] | None = Field(
+        default=None, description="Keep the best top_n (default all)."
+    )
     return_documents: StrictBool = Field(default=False, description="Include each document's text in its result.")
     model: str | None = Field(default=None, description="Accepted and ignored: the server hosts one model.")
     doc_embeddings: list[list[float]] | list[str] | None = Field(
@@ -298,9 +300,6 @@ class RerankResponse(WireModel):
 class TEIRerankRequest(_RerankOptions):
     """A TEI rerank body (it has ``texts``): the response is a list of :class:`TEIRankItem`."""
 
-    # A body with `documents` is Cohere's, whatever else it has (see AnyRerankRequest): the schema says so too.
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"not": {"required": ["documents"]}})
-
     texts: list[str] = Field(min_length=1, description="Candidates, in first-stage order.")
     raw_scores: StrictBool = Field(default=False, description="Accepted: scores are always raw cosine similarities.")
     return_text: StrictBool = Field(default=False, description="Include each text in its result.")
@@ -314,17 +313,10 @@ class TEIRankItem(WireModel):
     text: str | None = None
 
 
-def _rerank_dialect(body: Any) -> str:
-    texts = body.get("texts") if isinstance(body, dict) else getattr(body, "texts", None)
-    documents = body.get("documents") if isinstance(body, dict) else getattr(body, "documents", None)
-    return "tei" if texts is not None and documents is None else "cohere"
-
-
-AnyRerankRequest = Annotated[
-    Annotated[RerankRequest, Tag("cohere")] | Annotated[TEIRerankRequest, Tag("tei")],
-    Discriminator(_rerank_dialect),
-]
-"""A rerank body: TEI's when it has ``texts`` (and no ``documents``), else Cohere's."""
+# A plain union, as the schema's anyOf says: a body valid as either dialect is taken (Cohere's when both fit).
+# A discriminator on the keys present refused bodies the schema allowed (texts, documents and top_n 0: TEI's).
+AnyRerankRequest = RerankRequest | TEIRerankRequest
+"""A rerank body: Cohere's (``documents``) or TEI's (``texts``), whichever it is valid as (Cohere's if both)."""
 
 
 # ---------------------------------------------------------------------------- service
