@@ -20,7 +20,6 @@ This module imports no framework at import time: Chroma, pyarrow and Ray are imp
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -33,24 +32,27 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from ._optional import require
 from .errors import E2RankIndexError
+from .model import DEFAULT_MODEL
 from .prompts import titled
 from .scoring import check_positive_int
 from .types import Embeddings, check_backend
 
 __all__ = [
     "ChromaStore",
+    "IndexSettings",
     "IndexSummary",
     "InputFields",
     "ParquetStore",
     "index_corpus",
     "index_corpus_ray",
     "read_records",
+    "run_index",
 ]
 
 logger = logging.getLogger("e2rank_integrations.indexing")
@@ -252,7 +254,7 @@ class ParquetStore:
                 f"{self.path} holds vectors of model {self._identity.get('model')!r} (fingerprint "
                 f"{self._identity.get('fingerprint')}); this run embeds with {identity.get('model')!r} (fingerprint "
                 f"{identity.get('fingerprint')}): another model or other settings (dtype, max_length) would mix "
-                "incomparable vectors. Write to another --output."
+                "incomparable vectors. Write to another directory."
             )
         self._identity = identity
 
@@ -777,45 +779,111 @@ def _ray_user_error(exc: BaseException) -> E2RankIndexError | None:
 # ---------------------------------------------------------------------------- e2rank index
 
 
-def run_index(args: argparse.Namespace, out: TextIO, load_model: Callable[..., Any]) -> int:
-    """``e2rank index``: open the output, choose the path (local, servers, Ray), run it, print the summary.
+@dataclass(frozen=True)
+class IndexSettings:
+    """One indexing job, as ``e2rank index`` runs it (its options map one to one: ``--id-field`` is ``id_field``).
 
-    ``load_model`` is the CLI's loader (it resolves ``tiny-random`` and names a model that cannot be loaded).
+    Attributes:
+        input: A .jsonl, .jsonl.gz, .ndjson or .parquet file, or a directory of them.
+        output: A Parquet output directory; or, instead, ``collection``.
+        collection: A Chroma collection to create or extend, in ``chroma_dir`` or on ``chroma_host``.
+        chroma_dir: The directory of an embedded Chroma database.
+        chroma_host: Instead of ``chroma_dir``: the host of a Chroma server.
+        chroma_port: The Chroma server's port.
+        id_field: The input field holding each record's unique id.
+        text_field: The input field holding the text to embed.
+        title_field: An optional field embedded before the text as ``"title text"``.
+        metadata_fields: Fields stored as metadata.
+        model: The model embedding here or on Ray: a hub id, a local directory or ``tiny-random``.
+        device: Where a local model runs (default: cuda when available).
+        dtype: bfloat16, float16 or float32 (default: bfloat16 on a GPU).
+        batch_size: Texts embedded and written together.
+        max_batch_tokens: Tokens per forward pass, padding included (default: the model's).
+        cache: A SQLite embedding cache file to fill (default: no cache).
+        show_progress: Show a progress bar (default: on a terminal).
+        server_urls: ``e2rank serve`` URLs to embed on instead, round-robin (API key from ``$E2RANK_API_KEY``).
+        concurrency: Batches in flight with ``server_urls`` (default: two per server).
+        timeout: Seconds per server request.
+        ray: Embed on Ray Data with an actor pool instead.
+        ray_address: The Ray cluster's address, e.g. ``auto`` (default: start a local Ray).
+        actors: Model actors on Ray: one per GPU, or N on CPUs.
+        gpus_per_actor: GPUs each actor reserves.
+        cpus_per_actor: CPUs each actor reserves.
     """
-    fields = InputFields(
-        id=args.id_field,
-        text=args.text_field,
-        title=args.title_field,
-        metadata=tuple(f.strip() for f in (args.metadata_fields or "").split(",") if f.strip()),
-    )
-    urls = [u.strip() for u in (args.server_url or "").split(",") if u.strip()]
-    if args.ray and urls:
-        raise E2RankIndexError("--ray and --server-url are two ways to embed: choose one")
-    if (args.output is None) == (args.collection is None):
-        raise E2RankIndexError("give exactly one output: --output DIR (Parquet) or --collection NAME (Chroma)")
-    if args.output is not None and (args.chroma_dir or args.chroma_host):
-        raise E2RankIndexError("--chroma-dir and --chroma-host go with --collection, not --output")
-    input_files(args.input)  # a missing input fails before anything loads
-    model_kwargs: dict[str, Any] = {"device": args.device, "dtype": args.dtype, "show_progress": False}
-    # No --cache: no cache at all (each text is embedded once; an in-memory LRU would only cost hashing).
-    model_kwargs["cache"] = args.cache if args.cache else False
-    if args.max_batch_tokens is not None:
-        model_kwargs["max_batch_tokens"] = args.max_batch_tokens
-    show = None if not args.no_progress else False
+
+    input: str
+    output: str | None = None
+    collection: str | None = None
+    chroma_dir: str | None = None
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+    id_field: str = "id"
+    text_field: str = "text"
+    title_field: str | None = None
+    metadata_fields: tuple[str, ...] = ()
+    model: str = DEFAULT_MODEL
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_batch_tokens: int | None = None
+    cache: str | None = None
+    show_progress: bool | None = None
+    server_urls: tuple[str, ...] = ()
+    concurrency: int | None = None
+    timeout: float = 300.0
+    ray: bool = False
+    ray_address: str | None = None
+    actors: int = 1
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.ray and self.server_urls:
+            raise E2RankIndexError("`ray` and `server_urls` are two ways to embed: choose one")
+        if (self.output is None) == (self.collection is None):
+            raise E2RankIndexError("give exactly one output: `output` (Parquet) or `collection` (Chroma)")
+        if self.output is not None and (self.chroma_dir or self.chroma_host):
+            raise E2RankIndexError("`chroma_dir` and `chroma_host` go with `collection`, not `output`")
+        if self.collection is not None and not (self.chroma_dir or self.chroma_host):
+            raise E2RankIndexError("`collection` needs `chroma_dir` (embedded Chroma) or `chroma_host` (a server)")
+        for name in ("chroma_port", "batch_size", "actors", "concurrency", "max_batch_tokens"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), f"`{name}`")
+
+    @property
+    def fields(self) -> InputFields:
+        """Which input fields hold what."""
+        return InputFields(self.id_field, self.text_field, self.title_field, self.metadata_fields)
+
+
+def run_index(settings: IndexSettings, load_model: Callable[..., Any] | None = None) -> IndexSummary:
+    """Run one indexing job: open the output, choose the path (local, servers, Ray), run it; returns its summary.
+
+    ``load_model(name, **kwargs)`` loads the local model (default: ``E2RankModel.from_pretrained``). A
+    ``KeyboardInterrupt`` goes through, after the servers' clients are closed: what was written is complete.
+    """
+    s = settings
+    input_files(s.input)  # a missing input fails before anything loads
+    model_kwargs: dict[str, Any] = {"device": s.device, "dtype": s.dtype, "show_progress": False}
+    # No cache file: no cache at all (each text is embedded once; an in-memory LRU would only cost hashing).
+    model_kwargs["cache"] = s.cache if s.cache else False
+    if s.max_batch_tokens is not None:
+        model_kwargs["max_batch_tokens"] = s.max_batch_tokens
+    show = False if s.show_progress is False else None
     stop: list[Callable[[], None]] = []
     try:
-        if urls:
-            clients = _clients(urls, args.timeout)
+        if s.server_urls:
+            clients = _clients(s.server_urls, s.timeout)
             stop.extend(client.close for client in clients)
-            store = _open_store(args, lambda: clients[0])
-            summary = index_corpus(
-                args.input, store, clients, fields=fields, batch_size=args.batch_size,
-                concurrency=args.concurrency or 2 * len(clients), show_progress=show,
+            store = _open_store(s, lambda: clients[0])
+            return index_corpus(
+                s.input, store, clients, fields=s.fields, batch_size=s.batch_size,
+                concurrency=s.concurrency or 2 * len(clients), show_progress=show,
             )  # fmt: skip
-        elif args.ray:
+        if s.ray:
             from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
 
-            name = str(tiny_random_checkpoint()) if args.model == TINY_RANDOM else args.model
+            name = str(tiny_random_checkpoint()) if s.model == TINY_RANDOM else s.model
             local = {k: v for k, v in model_kwargs.items() if k != "device"}
 
             def driver_model() -> Any:  # Chroma's stored configuration needs a model object: load it once, on CPU
@@ -823,27 +891,23 @@ def run_index(args: argparse.Namespace, out: TextIO, load_model: Callable[..., A
 
                 return shared_model(name, **{**local, "device": "cpu", "cache": False})
 
-            store = _open_store(args, driver_model)
-            kwargs = {**local, **({"device": args.device} if args.device else {})}
-            summary = index_corpus_ray(
-                args.input, store, name, model_kwargs=kwargs, fields=fields, batch_size=args.batch_size,
-                actors=args.actors, gpus_per_actor=args.gpus_per_actor, cpus_per_actor=args.cpus_per_actor,
-                address=args.ray_address, show_progress=show,
+            store = _open_store(s, driver_model)
+            kwargs = {**local, **({"device": s.device} if s.device else {})}
+            return index_corpus_ray(
+                s.input, store, name, model_kwargs=kwargs, fields=s.fields, batch_size=s.batch_size,
+                actors=s.actors, gpus_per_actor=s.gpus_per_actor, cpus_per_actor=s.cpus_per_actor,
+                address=s.ray_address, show_progress=show,
             )  # fmt: skip
-        else:
-            model = load_model(args.model, **model_kwargs)
-            store = _open_store(args, lambda: model)
-            summary = index_corpus(
-                args.input, store, model, fields=fields, batch_size=args.batch_size, show_progress=show
-            )
-    except KeyboardInterrupt:
-        sys.stderr.write("e2rank index: interrupted; what was written is complete: rerun the same command to go on\n")
-        return 130
+        if load_model is None:
+            from .model import E2RankModel
+
+            load_model = E2RankModel.from_pretrained
+        model = load_model(s.model, **model_kwargs)
+        store = _open_store(s, lambda: model)
+        return index_corpus(s.input, store, model, fields=s.fields, batch_size=s.batch_size, show_progress=show)
     finally:
         for close in stop:
             close()
-    print(summary, file=out)
-    return 0
 
 
 def _clients(urls: Sequence[str], timeout: float) -> list[Any]:
@@ -852,18 +916,16 @@ def _clients(urls: Sequence[str], timeout: float) -> list[Any]:
     return [client_module.E2RankClient(url, api_key=api_key, timeout=timeout) for url in urls]
 
 
-def _open_store(args: argparse.Namespace, backend: Callable[[], Any]) -> ParquetStore | ChromaStore:
-    """The output the arguments name; ``backend`` gives the model object Chroma's stored configuration describes."""
-    if args.output is not None:
-        return ParquetStore(args.output)
+def _open_store(settings: IndexSettings, backend: Callable[[], Any]) -> ParquetStore | ChromaStore:
+    """The output the settings name; ``backend`` gives the model object Chroma's stored configuration describes."""
+    if settings.collection is None:  # IndexSettings holds exactly one of output and collection
+        return ParquetStore(str(settings.output))
     chromadb = require("chromadb", extra="chroma")
     chroma = require("e2rank_integrations.chroma", extra="chroma")
-    if args.chroma_host:
-        client = chromadb.HttpClient(host=args.chroma_host, port=args.chroma_port)
-    elif args.chroma_dir:
-        client = chromadb.PersistentClient(path=args.chroma_dir)
+    if settings.chroma_host:
+        client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
     else:
-        raise E2RankIndexError("--collection needs --chroma-dir DIR (embedded Chroma) or --chroma-host HOST (a server)")
-    api_key_env = "E2RANK_API_KEY" if args.server_url and os.environ.get("E2RANK_API_KEY") else None
+        client = chromadb.PersistentClient(path=settings.chroma_dir)
+    api_key_env = "E2RANK_API_KEY" if settings.server_urls and os.environ.get("E2RANK_API_KEY") else None
     function = chroma.E2RankEmbeddingFunction(backend(), api_key_env=api_key_env)
-    return ChromaStore(client, args.collection, function)
+    return ChromaStore(client, settings.collection, function)

@@ -23,9 +23,7 @@ Example:
 """
 
 # No `from __future__ import annotations`: the SDK reads the tools' annotations, which hold this server's limits.
-import importlib.util
 import logging
-import os
 import threading
 import time
 import uuid
@@ -36,12 +34,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from ._optional import install_hint, require
+from ._optional import require
 from .context import pack_context
 from .errors import E2RankError
-from .loading import looks_like_path
 from .prompts import check_query, check_texts
-from .scoring import check_positive_int
+from .settings import MCPSettings
 
 require("mcp", extra="mcp")
 
@@ -66,77 +63,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Transport = Literal["stdio", "streamable-http"]
-
-
-@dataclass(frozen=True)
-class MCPSettings:
-    """What ``e2rank mcp`` serves: a Chroma collection, the model that embedded it, and the limits of the tools.
-
-    Attributes:
-        chroma_dir: The directory of a ``chromadb.PersistentClient`` (it must exist).
-        chroma_host: Instead of ``chroma_dir``: the host of a Chroma server (``chroma run``).
-        chroma_port: The Chroma server's port.
-        collection: The collection to serve; ``None``: the database's only collection.
-        model: A hub id or local directory to load (``tiny-random`` for a generated test checkpoint); ``None`` with
-            ``server_url`` ``None``: the model the collection's stored configuration names (a collection created with
-            ``E2RankEmbeddingFunction``).
-        server_url: Instead of ``model``: the URL of an ``e2rank serve`` server (the ``client`` extra).
-        api_key_env: The environment variable holding that server's API key.
-        device: Where a local model runs (``cuda``, ``cpu``...; default cuda when available).
-        cache: A SQLite file to keep embeddings in across runs.
-        writable: Whether ``add_documents`` may add to the collection (default read-only).
-        default_k: Candidates ``search`` retrieves when the caller gives no ``k``.
-        default_top_n: Results ``search`` returns when the caller gives no ``top_n`` (also ``rerank``'s default).
-        max_top_n: The most results one call may ask for.
-        max_tokens: The token budget of ``search``'s packed context.
-    """
-
-    chroma_dir: str | None = None
-    chroma_host: str | None = None
-    chroma_port: int = 8000
-    collection: str | None = None
-    model: str | None = None
-    server_url: str | None = None
-    api_key_env: str | None = None
-    device: str | None = None
-    cache: str | None = None
-    writable: bool = False
-    default_k: int = 50
-    default_top_n: int = 5
-    max_top_n: int = 50
-    max_tokens: int = 4000
-
-    def __post_init__(self) -> None:
-        if (self.chroma_dir is None) == (self.chroma_host is None):
-            raise ValueError("give exactly one of --chroma-dir DIR and --chroma-host HOST (with --chroma-port)")
-        if self.model is not None and self.server_url is not None:
-            raise ValueError("give --model (a local model) or --server-url (an `e2rank serve` server), not both")
-        if self.api_key_env is not None and self.server_url is None:
-            raise ValueError("--api-key-env names the API key of a server: give it with --server-url")
-        for name in ("chroma_port", "default_k", "default_top_n", "max_top_n", "max_tokens"):
-            try:
-                check_positive_int(getattr(self, name), name)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer") from exc
-        if self.default_top_n > self.max_top_n:
-            raise ValueError(f"--default-top-n ({self.default_top_n}) is over --max-top-n ({self.max_top_n})")
-        if self.chroma_dir is not None and not os.path.isdir(self.chroma_dir):
-            # Never create it: a mistyped path would serve an empty database without a word.
-            raise ValueError(
-                f"--chroma-dir {self.chroma_dir}: no such directory. Point it at the directory a "
-                "chromadb.PersistentClient wrote; for a new, empty database create the directory and add --writable"
-            )
-        model = self.model
-        if model is not None and looks_like_path(model) and not os.path.isdir(os.path.expanduser(model)):
-            raise ValueError(f"--model {model}: no such directory")  # at start-up, not at the first tool call
-
-    def check_installed(self) -> None:
-        """Raise ``ImportError`` naming the extra to install for what these settings need (nothing is imported)."""
-        needed = [("chromadb", "chroma")]
-        needed.append(("httpx", "client") if self.server_url is not None else ("transformers", "model"))
-        for module, extra in needed:
-            if importlib.util.find_spec(module) is None:
-                raise ImportError(f"{module!r} is needed by `e2rank mcp` here. Install it with: {install_hint(extra)}")
 
 
 # ---------------------------------------------------------------------------- what the tools return

@@ -1,0 +1,83 @@
+"""What the commands share: the one-line error, model loading, and the parts of every command's help."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import textwrap
+from typing import Any
+
+from ..checkpoints import TINY_RANDOM
+from ..errors import E2RankModelNotFoundError
+
+DEFAULT_MODEL_HELP = "$E2RANK_MODEL, else Alibaba-NLP/E2Rank-0.6B"
+
+
+class CLIError(Exception):
+    """A problem to report in one line, with a non-zero exit status."""
+
+
+def default_model() -> str:
+    """``$E2RANK_MODEL`` or the published 0.6B model."""
+    from ..model import DEFAULT_MODEL
+
+    return os.environ.get("E2RANK_MODEL") or DEFAULT_MODEL
+
+
+def load_model(name: str, **kwargs: Any) -> Any:
+    """Load ``name`` (a hub id, a local directory, or ``tiny-random``), or raise :class:`CLIError` saying why.
+
+    The rules for names, paths and an unreachable hub are :mod:`e2rank_integrations.loading`'s, as in Python.
+    """
+    from ..model import E2RankModel
+
+    try:
+        return E2RankModel.from_pretrained(name, **kwargs)
+    except ImportError:
+        raise
+    except E2RankModelNotFoundError as exc:  # its message already names the model and what to do
+        raise CLIError(str(exc)) from exc
+    except Exception as exc:  # transformers raises OSError, ValueError... for a bad model
+        raise CLIError(f"could not load model {name!r}: {exc}") from exc
+
+
+def defaults(settings: type[Any]) -> dict[str, Any]:
+    """A settings dataclass's field defaults by name: the commands' option defaults, never repeated as literals."""
+    return {f.name: f.default for f in dataclasses.fields(settings) if f.default is not dataclasses.MISSING}
+
+
+def epilog(extra: str, examples: str, formats: str = "") -> str:
+    """A subcommand's help epilog: the extra it needs, its input and output formats, examples."""
+    text = f"needs: pip install 'e2rank-integrations[{extra}]'\n"
+    if formats:
+        text += "\n" + textwrap.dedent(formats).strip() + "\n"
+    return text + "\nexamples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  ")
+
+
+def command(sub: Any, name: str, summary: str, epilog: str, description: str | None = None) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: ``summary`` in the list, ``description`` (default: the summary) atop its help."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=description or summary[0].upper() + summary[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def model_options(p: argparse.ArgumentParser, default: str | None, default_help: str = DEFAULT_MODEL_HELP) -> None:
+    """``--model``, ``--device`` and ``--cache``, as the model commands share them."""
+    p.add_argument(
+        "--model",
+        default=default,
+        help=f"hub id, local directory, or '{TINY_RANDOM}' (a generated random-weight checkpoint) "
+        f"(default: {default_help})",
+    )
+    p.add_argument("--device", default=None, help="cuda, cpu, cuda:1... (default: cuda when available, else cpu)")
+    p.add_argument(
+        "--cache",
+        default=None,
+        help="SQLite file that keeps embeddings across runs (default: none; an in-memory cache for this run)",
+    )

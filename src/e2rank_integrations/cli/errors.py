@@ -1,0 +1,35 @@
+"""The one place where an error becomes a message on stderr and an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from ..errors import E2RankError
+from ._common import CLIError
+
+# What a command reports in one line: its own CLIError, the package's errors, bad values (plain ValueError and
+# TypeError are still raised for bad input in places: E2RankError is their future), and files that cannot be read.
+EXPECTED = (CLIError, E2RankError, ValueError, TypeError, OSError)
+
+
+def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option's dest (a settings parameter's name) and its flag: ``{"chroma_dir": "--chroma-dir"}``."""
+    return {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings and a.dest != "help"}
+
+
+def as_flags(message: str, names: dict[str, str]) -> str:
+    """``message`` with each parameter a library named in backticks (`chroma_dir`) shown as its flag."""
+    return re.sub(r"`(\w+)`", lambda m: names.get(m[1], m[0]), message)
+
+
+def report(command: str, exc: BaseException, parser: argparse.ArgumentParser) -> int:
+    """Print ``exc`` for ``e2rank COMMAND`` in one line and return the exit status; re-raise a bug."""
+    if isinstance(exc, ImportError):  # its message is the pip command that installs the missing extra
+        print(f"e2rank {command}: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(exc, EXPECTED):
+        print(f"e2rank {command}: error: {as_flags(str(exc), flags(parser))}", file=sys.stderr)
+        return 1
+    raise exc

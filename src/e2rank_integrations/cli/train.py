@@ -1,0 +1,140 @@
+"""``e2rank train``: fine-tune an embedding model into an E2Rank reranker; options are TrainConfig's fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ..training.config import PROMPT_FORMATS, TrainConfig
+from ._common import epilog
+
+
+def add_parser(sub: Any) -> None:
+    """The ``train`` subcommand; its options are :class:`~e2rank_integrations.training.TrainConfig`'s fields."""
+    d = TrainConfig(model="", data="", output="")
+    train_p = sub.add_parser(
+        "train",
+        help="fine-tune an embedding model into an E2Rank reranker (needs the `train` extra)",
+        description=(
+            "Fine-tune an embedding model with E2Rank's objective (InfoNCE + RankNet over cosine similarity). "
+            "The defaults are the authors'."
+        ),
+        epilog=epilog(
+            "train",
+            """
+            e2rank train --model Alibaba-NLP/E2Rank-0.6B --data train.jsonl --output my-reranker \\
+                --bf16 --gradient-checkpointing --eval-data dev.jsonl
+            several GPUs (the same options):
+            torchrun --nproc-per-node 8 -m e2rank_integrations.training --model ... --data ... --output ...
+            """,
+            """
+            input (--data, --eval-data), one slate per line:
+              {"query": "...", "document": ["passage", ...], "ranking": [2, 0, 1], "source": "msmarco"}
+              ranking: indices into document, best first; source (optional) picks the task's instructions.
+            output: --output loads with E2RankModel.from_pretrained (LoRA merged), with a model card README.md.
+            """,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = train_p.add_argument
+    add("--model", required=True, help="base model: hub id or local directory of an embedding model (required)")
+    add("--data", required=True, help="training JSON lines, one slate per line (required)")
+    add("--output", required=True, help="directory for checkpoints and the trained model (required)")
+    add("--epochs", type=float, default=d.epochs, help=f"passes over the data (default: {d.epochs:g})")
+    add("--max-steps", type=int, default=d.max_steps, help="stop after this many optimizer steps (default: --epochs)")
+    add("--lr", type=float, default=d.lr, help=f"peak learning rate, linear schedule (default: {d.lr:g})")
+    add(
+        "--warmup-ratio",
+        type=float,
+        default=d.warmup_ratio,
+        help=f"share of steps warming up (default: {d.warmup_ratio:g})",
+    )
+    add("--batch-size", type=int, default=d.batch_size, help=f"slates per device per step (default: {d.batch_size})")
+    add("--grad-accum", type=int, default=d.grad_accum, help=f"steps per optimizer update (default: {d.grad_accum})")
+    add("--temperature", type=float, default=d.temperature, help=f"InfoNCE temperature (default: {d.temperature:g})")
+    add(
+        "--embedding-weight",
+        type=float,
+        default=d.embedding_weight,
+        help=f"InfoNCE weight (default: {d.embedding_weight:g})",
+    )
+    add(
+        "--ranknet-weight", type=float, default=d.ranknet_weight, help=f"RankNet weight (default: {d.ranknet_weight:g})"
+    )
+    add(
+        "--ranknet-scale",
+        type=float,
+        default=d.ranknet_scale,
+        help=f"cosine scale in RankNet (default: {d.ranknet_scale:g})",
+    )
+    add(
+        "--negatives-cross-device",
+        action="store_true",
+        help="use every GPU's passages as InfoNCE negatives (default: off; needs slates of one length)",
+    )
+    add(
+        "--num-prompt-docs",
+        type=int,
+        default=d.num_prompt_docs,
+        help=f"passages in a listwise prompt (default: {d.num_prompt_docs})",
+    )
+    add(
+        "--max-query-tokens",
+        type=int,
+        default=d.max_query_tokens,
+        help=f"longest query (default: {d.max_query_tokens})",
+    )
+    add("--max-doc-tokens", type=int, default=d.max_doc_tokens, help=f"longest passage (default: {d.max_doc_tokens})")
+    add(
+        "--max-prompt-tokens",
+        type=int,
+        default=d.max_prompt_tokens,
+        help=f"prompt token budget (default: {d.max_prompt_tokens})",
+    )
+    add(
+        "--prompt-format",
+        choices=list(PROMPT_FORMATS),
+        default=d.prompt_format,
+        help=f"listwise prompt: E2RankModel's inference one, or the authors' training one (default: {d.prompt_format})",
+    )
+    add(
+        "--lora-r",
+        type=int,
+        default=d.lora_r,
+        help="train LoRA adapters of this rank, merged at the end (default: all weights)",
+    )
+    add("--lora-alpha", type=int, default=d.lora_alpha, help="LoRA alpha (default: 2 x --lora-r)")
+    add("--bf16", action="store_true", help="bfloat16 mixed precision (default: off)")
+    add("--gradient-checkpointing", action="store_true", help="recompute activations to save memory (default: off)")
+    add(
+        "--eval-data",
+        default=d.eval_data,
+        help="held-out JSON lines: nDCG@10 before and after training (default: none)",
+    )
+    add("--resume", action="store_true", help="continue from the last checkpoint in --output (default: off)")
+    add("--save-steps", type=int, default=d.save_steps, help=f"checkpoint every N steps (default: {d.save_steps})")
+    add(
+        "--logging-steps",
+        type=int,
+        default=d.logging_steps,
+        help=f"log losses every N steps (default: {d.logging_steps})",
+    )
+    add("--seed", type=int, default=d.seed, help=f"seed of batches and data order (default: {d.seed})")
+    add(
+        "--hf-arg",
+        dest="hf_args",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any transformers.TrainingArguments field, repeatable, e.g. --hf-arg deepspeed=ds.json (default: none)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fine-tune (see :func:`e2rank_integrations.training.train`); bad settings or data end in one line."""
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    from ..training import train  # needs the `train` extra
+
+    train(config)
+    return 0
