@@ -21,7 +21,16 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+)
 
 from .errors import E2RankValueError
 from .types import Embeddings
@@ -81,6 +90,31 @@ def decode_vector(data: str) -> Embeddings:
     return vector
 
 
+# Request rules the schema states (a request breaking one is a 422 that names the field). Strict types: JSON has
+# booleans and integers, so `"truncate": 0` or `"top_n": "3"` is a mistake to report, not to coerce.
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must have a character other than whitespace")
+    return value
+
+
+# Checked in Python, not with pydantic's min_length/pattern: those cannot read a lone surrogate, and such a query
+# must reach the server's own check (a 400 that says it is not valid Unicode).
+NonBlank = Annotated[str, AfterValidator(_non_blank), Field(json_schema_extra={"minLength": 1, "pattern": r"\S"})]
+"""A text with at least one non-space character (a query)."""
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[StrictInt, BeforeValidator(_whole)]
+"""An integer; JSON Schema counts 3.0 as one, so it is 3 (but ``true`` or ``"3"`` is a 422)."""
+TokenIds = Annotated[list[Int], Field(min_length=1)]
+
+
 class WireModel(BaseModel):
     """Base of every schema: unknown request fields are ignored, not refused (real clients send some)."""
 
@@ -110,16 +144,19 @@ class ErrorResponse(WireModel):
 class EmbeddingRequest(WireModel):
     """``POST /v1/embeddings``: the OpenAI request, plus ``input_type``, ``instruction`` and ``truncate``."""
 
-    # StrictInt: a boolean is not a token id (pydantic would read true as 1), so `input: [true]` is a 422.
-    input: str | list[str] | list[StrictInt] | list[list[StrictInt]] = Field(
+    # Int: a boolean is not a token id (pydantic would read true as 1), so `input: [true]` is a 422.
+    input: (
+        str | Annotated[list[str], Field(min_length=1)] | TokenIds | Annotated[list[TokenIds], Field(min_length=1)]
+    ) = Field(
         description=(
             "A text, a list of texts, or this model's token ids (one list, or a list of lists; with "
-            "input_type 'tokens', or on a server started with --allow-token-ids)."
+            "input_type 'tokens', or on a server started with --allow-token-ids). An empty text is embedded as an "
+            "empty document; with input_type raw or prompt it is refused (400)."
         ),
     )
     model: str | None = Field(default=None, description="Accepted and ignored: the server hosts one model.")
     encoding_format: Literal["float", "base64"] = Field(default="float", description="float lists or base64.")
-    dimensions: int | None = Field(default=None, description="Must be the model's dimension when given.")
+    dimensions: Int | None = Field(default=None, description="Must be the model's dimension when given.")
     user: str | None = Field(default=None, description="Accepted and ignored.")
     input_type: InputType | Literal["tokens"] | None = Field(
         default=None,
@@ -129,7 +166,9 @@ class EmbeddingRequest(WireModel):
         ),
     )
     instruction: str | None = Field(default=None, description="Extension: the task description of queries.")
-    truncate: bool = Field(default=True, description="Extension: false refuses over-long inputs instead of cutting.")
+    truncate: StrictBool = Field(
+        default=True, description="Extension: false refuses over-long inputs instead of cutting."
+    )
 
     def texts(self) -> list[str] | None:
         """The inputs as a list of texts, or ``None`` when they are token ids."""
@@ -179,9 +218,9 @@ class EmbeddingResponse(WireModel):
 class TEIEmbedRequest(WireModel):
     """``POST /embed``: text-embeddings-inference's request; the response is a list of float lists."""
 
-    inputs: str | list[str] = Field(description="A text or a list of texts.")
-    normalize: bool = Field(default=True, description="Embeddings are always L2-normalised; false is refused.")
-    truncate: bool = Field(default=True, description="false refuses over-long inputs instead of cutting them.")
+    inputs: str | Annotated[list[str], Field(min_length=1)] = Field(description="A text or a list of texts.")
+    normalize: StrictBool = Field(default=True, description="Embeddings are always L2-normalised; false is refused.")
+    truncate: StrictBool = Field(default=True, description="false refuses over-long inputs instead of cutting them.")
     input_type: InputType | None = Field(default=None, description="Extension, as in /v1/embeddings.")
     instruction: str | None = Field(default=None, description="Extension, as in /v1/embeddings.")
 
@@ -202,22 +241,25 @@ class RerankDocument(WireModel):
 class _RerankOptions(WireModel):
     """Fields every rerank body shares: the listwise method's options (extensions) and truncation."""
 
-    query: str = Field(description="The search query.")
+    query: NonBlank = Field(description="The search query.")
     instruction: str | None = Field(default=None, description="Extension: the task description of the prompt.")
-    num_prompt_docs: int = Field(default=20, ge=1, description="Extension: leading candidates in the prompt.")
-    passes: int = Field(default=1, ge=1, le=MAX_PASSES, description="Extension: 2 reranks again in the new order.")
-    max_prompt_tokens: int | None = Field(
+    num_prompt_docs: Int = Field(default=20, ge=1, description="Extension: leading candidates in the prompt.")
+    passes: Int = Field(default=1, ge=1, le=MAX_PASSES, description="Extension: 2 reranks again in the new order.")
+    max_prompt_tokens: Int | None = Field(
         default=None, ge=1, description="Extension: token budget of the prompt; its documents are cut evenly to fit."
     )
-    truncate: bool = Field(default=True, description="false refuses over-long documents instead of cutting them.")
+    truncate: StrictBool = Field(default=True, description="false refuses over-long documents instead of cutting them.")
 
 
 class RerankRequest(_RerankOptions):
     """``POST /v1/rerank`` (Cohere/Jina), plus ``doc_embeddings`` so stored vectors are not embedded again."""
 
-    documents: list[str | RerankDocument] = Field(description="Candidates, in first-stage order.")
-    top_n: int | None = Field(default=None, ge=1, description="Keep the best top_n (default all).")
-    return_documents: bool = Field(default=False, description="Include each document's text in its result.")
+    documents: list[str | RerankDocument] = Field(min_length=1, description="Candidates, in first-stage order.")
+    # Its schema spelled out: pydantic wrote ge=1 under a union as a bare "ge", a keyword JSON Schema ignores.
+    top_n: Annotated[Int, Field(ge=1), WithJsonSchema({"type": "integer", "minimum": 1})] | None = Field(
+        default=None, description="Keep the best top_n (default all)."
+    )
+    return_documents: StrictBool = Field(default=False, description="Include each document's text in its result.")
     model: str | None = Field(default=None, description="Accepted and ignored: the server hosts one model.")
     doc_embeddings: list[list[float]] | list[str] | None = Field(
         default=None,
@@ -261,9 +303,9 @@ class RerankResponse(WireModel):
 class TEIRerankRequest(_RerankOptions):
     """A TEI rerank body (it has ``texts``): the response is a list of :class:`TEIRankItem`."""
 
-    texts: list[str] = Field(description="Candidates, in first-stage order.")
-    raw_scores: bool = Field(default=False, description="Accepted: scores are always raw cosine similarities.")
-    return_text: bool = Field(default=False, description="Include each text in its result.")
+    texts: list[str] = Field(min_length=1, description="Candidates, in first-stage order.")
+    raw_scores: StrictBool = Field(default=False, description="Accepted: scores are always raw cosine similarities.")
+    return_text: StrictBool = Field(default=False, description="Include each text in its result.")
 
 
 class TEIRankItem(WireModel):
@@ -274,17 +316,10 @@ class TEIRankItem(WireModel):
     text: str | None = None
 
 
-def _rerank_dialect(body: Any) -> str:
-    texts = body.get("texts") if isinstance(body, dict) else getattr(body, "texts", None)
-    documents = body.get("documents") if isinstance(body, dict) else getattr(body, "documents", None)
-    return "tei" if texts is not None and documents is None else "cohere"
-
-
-AnyRerankRequest = Annotated[
-    Annotated[RerankRequest, Tag("cohere")] | Annotated[TEIRerankRequest, Tag("tei")],
-    Discriminator(_rerank_dialect),
-]
-"""A rerank body: TEI's when it has ``texts`` (and no ``documents``), else Cohere's."""
+# A plain union, as the schema's anyOf says: a body valid as either dialect is taken (Cohere's when both fit).
+# A discriminator on the keys present refused bodies the schema allowed (texts, documents and top_n 0: TEI's).
+AnyRerankRequest = RerankRequest | TEIRerankRequest
+"""A rerank body: Cohere's (``documents``) or TEI's (``texts``), whichever it is valid as (Cohere's if both)."""
 
 
 # ---------------------------------------------------------------------------- service

@@ -86,7 +86,10 @@ def cosine_scores(query: npt.ArrayLike, documents: npt.ArrayLike) -> npt.NDArray
     d = normalize(documents)
     if d.shape[0] == 0:
         return np.zeros(0, dtype=np.float32)
-    return d @ q
+    # Not `d @ q`: BLAS may sum rows in different orders, so equal documents would score 1e-8 apart and tie by
+    # chance; a row-wise sum treats every row alike.
+    scores: npt.NDArray[np.float32] = (d * q).sum(axis=1, dtype=np.float32)
+    return scores
 
 
 def check_top_n(top_n: object) -> int | None:

@@ -40,10 +40,14 @@ class ServerSettings:
         drain_timeout_s: On SIGTERM, how long ``e2rank serve`` waits for in-flight requests before exiting.
         max_request_tokens: Most tokens (after truncation) one request may have embedded; more gives 413.
         limit_concurrency: Most open client connections; one more is closed as soon as it is accepted.
+        max_connections_per_client: Most open connections from one client address; one more is closed as soon
+            as it is accepted, so one client cannot hold all of ``limit_concurrency``.
         timeout_keep_alive_s: How long an idle keep-alive connection stays open after a response.
-        request_read_timeout_s: How long a client may take to send a request's headers (from the connection's
-            start, or the end of its previous response) and, separately, its body; slower ones are cut off
-            (the connection closed; 408 for a body).
+        request_head_timeout_s: How long a client may take to send a request's headers, from the connection's
+            start or the end of its previous response; then a partly sent request gets 408 and the connection is
+            closed (one that sent nothing is closed without an answer).
+        request_read_timeout_s: How long a client may take to send a request's body once its headers arrived;
+            a slower one gets 408.
 
     Example:
         >>> ServerSettings(api_key="secret", max_concurrent_requests=64).max_client_batch_size
@@ -64,7 +68,9 @@ class ServerSettings:
     # Abuse limits: one request's work, connections, and how slowly a client may send.
     max_request_tokens: int = 1_048_576
     limit_concurrency: int = 1024
+    max_connections_per_client: int = 64
     timeout_keep_alive_s: int = 5
+    request_head_timeout_s: float = 10.0
     request_read_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
@@ -75,10 +81,11 @@ class ServerSettings:
             "retry_after_s",
             "max_request_tokens",
             "limit_concurrency",
+            "max_connections_per_client",
             "timeout_keep_alive_s",
         ):
             check_positive_int(getattr(self, name), name)
-        for name in ("payload_limit_mb", "request_read_timeout_s"):
+        for name in ("payload_limit_mb", "request_head_timeout_s", "request_read_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.drain_timeout_s < 0:

@@ -109,6 +109,33 @@ async def test_a_small_job_joins_the_next_micro_batch_of_a_large_one():
         assert max(sum(map(len, call)) for call in embedder.calls) <= 30  # never over the token budget
 
 
+async def test_a_large_job_is_not_starved_by_a_stream_of_small_ones():
+    calls: list[list[str]] = []
+    small: list[asyncio.Future] = []
+    loop = asyncio.get_running_loop()
+
+    def feed() -> None:  # a whole budget's worth of new small jobs while each call runs: the queue never empties
+        small.extend(asyncio.ensure_future(batcher.embed([f"s{len(small):03d}xxxxxx"], [10])) for _ in range(3))
+
+    def embed(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        if len(calls) <= 40:
+            loop.call_soon_threadsafe(feed)  # runs before the batcher sees this call's end
+        return vectors(texts)
+
+    batcher = Batcher(embed, max_batch_tokens=30)
+    batcher.start()
+    try:
+        large_texts = [f"large text {i:02d}" for i in range(20)]  # 14 tokens each
+        large = await batcher.embed(large_texts, [14] * 20)
+        np.testing.assert_array_equal(large.vectors, vectors(large_texts))
+        finished = max(i for i, call in enumerate(calls) if any(t.startswith("large") for t in call))
+        assert finished < 40, calls  # done while the stream still flowed, not after it dried up
+        await asyncio.gather(*small)
+    finally:
+        await batcher.stop()
+
+
 async def test_a_text_over_the_budget_runs_alone_and_without_batching_jobs_run_whole():
     embedder = Embedder()
     async with running(embedder, held=False, max_batch_tokens=10) as batcher:

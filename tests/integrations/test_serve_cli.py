@@ -103,7 +103,15 @@ def test_serve_with_a_missing_model_exits_with_the_reason(tmp_path):
     assert "could not load model" in out and "no such directory" in out
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--max-batch-tokens", "0"), ("--payload-limit-mb", "-1")])
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--max-batch-tokens", "0"),
+        ("--payload-limit-mb", "-1"),
+        ("--max-connections-per-client", "0"),
+        ("--timeout-request-head", "0"),
+    ],
+)
 def test_serve_refuses_bad_limits(flag, value, capsys):
     from e2rank_integrations.cli import main
 

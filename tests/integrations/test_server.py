@@ -202,7 +202,7 @@ def assert_error(response, status, *words):
 @pytest.mark.parametrize(
     ("path", "body", "status", "words"),
     [
-        ("/v1/embeddings", {"input": []}, 400, ["input", "empty"]),
+        ("/v1/embeddings", {"input": []}, 422, ["input", "at least 1"]),
         ("/v1/embeddings", {"input": [1, "a"]}, 422, ["input"]),
         ("/v1/embeddings", {"input": None}, 422, ["input"]),
         ("/v1/embeddings", {}, 422, ["input", "required"]),
@@ -212,7 +212,7 @@ def assert_error(response, status, *words):
         ("/v1/embeddings", {"input": [" "], "input_type": "prompt"}, 400, ["input[0]"]),
         ("/v1/embeddings", {"input": ["a"], "instruction": "x"}, 400, ["instruction"]),
         ("/v1/embeddings", {"input": ["a"], "dimensions": 3}, 400, ["dimensions"]),
-        ("/v1/embeddings", {"input": [[1, 2], []], "input_type": "tokens"}, 400, ["input[1]"]),
+        ("/v1/embeddings", {"input": [[1, 2], []], "input_type": "tokens"}, 422, ["input[1]"]),
         ("/v1/embeddings", {"input": [[1, 10**9]], "input_type": "tokens"}, 400, ["input[0]", "vocabulary"]),
         ("/v1/embeddings", {"input": [[-1]], "input_type": "tokens"}, 400, ["input[0]"]),
         ("/v1/embeddings", {"input": [[1]], "input_type": "query"}, 400, ["input_type must be 'tokens'"]),
@@ -223,10 +223,16 @@ def assert_error(response, status, *words):
         ("/v1/embeddings", {"input": [True, False]}, 422, ["input"]),
         ("/v1/embeddings", {"input": [[True]], "input_type": "tokens"}, 422, ["input"]),
         ("/embed", {"inputs": ["a"], "normalize": False}, 400, ["normalize"]),
-        ("/embed", {"inputs": []}, 400, ["inputs"]),
-        ("/v1/rerank", {"query": "", "documents": ["a"]}, 400, ["query"]),
-        ("/v1/rerank", {"query": "   ", "documents": ["a"]}, 400, ["query"]),
-        ("/v1/rerank", {"query": "q", "documents": []}, 400, ["documents"]),
+        ("/embed", {"inputs": []}, 422, ["inputs"]),
+        ("/embed", {"inputs": ["a"], "truncate": 0}, 422, ["truncate"]),
+        ("/v1/embeddings", {"input": "a", "truncate": 0}, 422, ["truncate"]),
+        ("/v1/embeddings", {"input": "a", "dimensions": "64"}, 422, ["dimensions"]),
+        ("/v1/rerank", {"query": "", "documents": ["a"]}, 422, ["query"]),
+        ("/rerank", {"query": "   ", "texts": ["a"]}, 422, ["query"]),
+        ("/v2/rerank", {"query": "\n", "documents": ["a"]}, 422, ["query"]),
+        ("/v1/rerank", {"query": "q", "documents": []}, 422, ["documents"]),
+        ("/v1/rerank", {"query": "q", "documents": ["a"], "return_documents": "yes"}, 422, ["return_documents"]),
+        ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 1.5}, 422, ["top_n"]),
         ("/v1/rerank", {"query": "q"}, 422, ["documents"]),
         ("/v1/rerank", {"query": "q", "documents": [3]}, 422, ["documents[0]"]),
         ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 0}, 422, ["top_n"]),
@@ -256,6 +262,8 @@ def test_auth(strict_server):
         response = post(url, "/v1/embeddings", {"input": ["a"]}, headers=headers)
         assert_error(response, 401, word)
         assert response.headers["www-authenticate"] == "Bearer"
+    lowercase = post(url, "/v1/embeddings", {"input": ["a"]}, headers={"Authorization": f"bearer {API_KEY}"})
+    assert lowercase.status_code == 200  # the scheme is case-insensitive (RFC 9110), as documented
     for path in ("/info", "/metrics", "/v1/models", "/stats", "/openapi.json"):
         assert httpx.get(url + path).status_code == 401, path
     assert httpx.get(url + "/health").status_code == 200  # probes need no key

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import socket
 import threading
 
@@ -58,7 +59,7 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
 @pytest.mark.parametrize("http", ["h11", "httptools"])
 def test_slow_and_idle_clients_are_cut_off(tiny_model, http):
     pytest.importorskip(http)
-    settings = ServerSettings(request_read_timeout_s=1.0, timeout_keep_alive_s=1)
+    settings = ServerSettings(request_head_timeout_s=1.0, request_read_timeout_s=1.0, timeout_keep_alive_s=1)
     with running_server(create_app(tiny_model, settings), http=http) as running:
         silent = connect(running.url)  # connects, sends nothing
         partial = connect(running.url)
@@ -71,13 +72,10 @@ def test_slow_and_idle_clients_are_cut_off(tiny_model, http):
         assert read_response(kept_alive)[0] == 200
         kept_alive.sendall(b"GET /health HTTP/1.1\r\nHo")  # a second request, never finished
 
-        assert read_until_closed(silent) == b""
-        assert read_until_closed(partial) == b""
-        answer = read_until_closed(slow_body)
-        assert answer.startswith(b"HTTP/1.1 408 ")
-        error = ErrorResponse.model_validate_json(answer.partition(b"\r\n\r\n")[2]).error
-        assert error.code == "request_timeout" and "did not arrive within 1 s" in error.message
-        assert read_until_closed(kept_alive) == b""
+        assert read_until_closed(silent) == b""  # it asked nothing: no answer
+        assert_408(read_until_closed(partial), "the request headers did not arrive within 1 s")
+        assert_408(read_until_closed(slow_body), "the request body did not arrive within 1 s")
+        assert_408(read_until_closed(kept_alive), "the request headers did not arrive within 1 s")
         idle = connect(running.url)  # uvicorn's own keep-alive timeout, as configured
         idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(idle)[0] == 200
@@ -85,6 +83,53 @@ def test_slow_and_idle_clients_are_cut_off(tiny_model, http):
         for sock in (silent, partial, slow_body, kept_alive, idle):
             sock.close()
         assert httpx.get(running.url + "/health").status_code == 200  # the server is fine
+
+
+def assert_408(answer: bytes, message: str) -> None:
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    error = ErrorResponse.model_validate_json(answer.partition(b"\r\n\r\n")[2]).error
+    assert error.code == "request_timeout" and message in error.message
+
+
+def test_one_client_cannot_hold_every_connection(tiny_model):
+    """1,100 idle connections from 127.0.0.2 (more than limit_concurrency): the 64 allowed per client stay open,
+    the rest are closed on accept, and a client at 127.0.0.1 is answered all along."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096:  # the test holds both ends of each connection
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError:
+            pytest.skip("127.0.0.2 is not a local address here (macOS routes only 127.0.0.1 without an alias)")
+    settings = ServerSettings()
+    assert settings.max_connections_per_client == 64 and settings.limit_concurrency == 1024
+    with running_server(create_app(tiny_model, settings)) as running:
+        host, port = running.url.removeprefix("http://").split(":")
+        idle: list[socket.socket] = []
+        try:
+            for i in range(1100):
+                sock = socket.socket()
+                sock.bind(("127.0.0.2", 0))
+                sock.connect((host, int(port)))
+                idle.append(sock)
+                if i % 100 == 99:  # a new connection from another address, after all those before it
+                    assert httpx.get(running.url + "/health", timeout=60).status_code == 200, i
+            idle[-1].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_until_closed(idle[-1]) == b""  # beyond the client's 64: closed unanswered
+            idle[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(idle[0])[0] == 200  # within them: served
+        finally:
+            for sock in idle:
+                sock.close()
+        assert refused_connections(running.url) >= 1100 - 64
+
+
+def refused_connections(url: str) -> float:
+    metrics = httpx.get(url + "/metrics").text
+    return float(
+        next(line for line in metrics.splitlines() if line.startswith("e2rank_connections_refused_total")).split()[1]
+    )
 
 
 def test_connections_beyond_the_limit_are_closed_on_accept(tiny_model):
@@ -98,9 +143,7 @@ def test_connections_beyond_the_limit_are_closed_on_accept(tiny_model):
         for sock in (*held, extra):
             sock.close()
         wait_until(lambda: httpx.get(running.url + "/health").status_code == 200, "never served again")
-        metrics = httpx.get(running.url + "/metrics").text
-        refused = next(line for line in metrics.splitlines() if line.startswith("e2rank_connections_refused_total"))
-        assert float(refused.split()[1]) >= 1
+        assert refused_connections(running.url) >= 1
 
 
 # ---------------------------------------------------------------------------- large requests next to small ones
@@ -145,9 +188,17 @@ def test_a_small_request_does_not_wait_for_a_large_one(interleaving_server, tiny
     )
 
 
-def test_a_request_over_the_token_cap_is_a_413(interleaving_server, tiny_model, tiny_path):
+def test_a_request_over_the_token_cap_is_a_413(interleaving_server, tiny_model, tiny_path, monkeypatch):
     url = interleaving_server.url
-    before = interleaving_server.state.model.stats()["texts_embedded"]
+    model = interleaving_server.state.model
+    before = model.stats()["texts_embedded"]
+    counted = []
+    real_count = model.count_tokens
+    monkeypatch.setattr(model, "count_tokens", lambda texts: counted.extend(texts) or real_count(texts))
+    huge = [f"{i} " + "word " * 200 for i in range(1000)]  # about 200,000 tokens: 10x the cap
+    response = httpx.post(url + "/v1/embeddings", json={"input": huge}, timeout=60)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_tokens"
+    assert len(counted) < len(huge) // 2  # refused once the count passed the cap, not after tokenizing it all
     too_many = {"input": LONG + LONG[:40]}  # 104 texts of about 200 tokens
     response = httpx.post(url + "/v1/embeddings", json=too_many, timeout=60)
     assert response.status_code == 413
@@ -162,6 +213,20 @@ def test_a_request_over_the_token_cap_is_a_413(interleaving_server, tiny_model, 
     rerank = httpx.post(url + "/v1/rerank", json={"query": "q", "documents": too_many["input"]}, timeout=60)
     assert rerank.status_code == 413
     assert interleaving_server.state.model.stats()["texts_embedded"] == before  # refused before any work
+
+
+def test_equal_texts_get_equal_rows_and_ties_keep_input_order(interleaving_server):
+    url = interleaving_server.url
+    documents = ["the same text", "another one", "the same text", "a third", "the same text"]
+    results = httpx.post(url + "/v1/rerank", json={"query": "q", "documents": documents}, timeout=60).json()
+    same = [r for r in results["results"] if documents[r["index"]] == "the same text"]
+    assert [r["index"] for r in same] == [0, 2, 4]  # next to each other, in input order
+    assert len({r["relevance_score"] for r in same}) == 1
+    embedded = httpx.post(url + "/v1/embeddings", json={"input": documents}, timeout=60).json()
+    rows = [d["embedding"] for d in embedded["data"]]
+    assert rows[0] == rows[2] == rows[4] and rows[0] != rows[1]
+    single = httpx.post(url + "/v1/embeddings", json={"input": documents[:2]}, timeout=60).json()
+    assert embedded["usage"]["prompt_tokens"] > single["usage"]["prompt_tokens"]  # usage counts every input
 
 
 # ---------------------------------------------------------------------------- 400 for bad input, 500 for bugs

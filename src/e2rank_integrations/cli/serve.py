@@ -112,6 +112,13 @@ def add_parser(sub: Any) -> None:
         help="open connections; more are closed on accept (default: %(default)s)",
     )
     add(
+        "--max-connections-per-client",
+        type=int,
+        default=d["max_connections_per_client"],
+        help="open connections from one client address; more are closed on accept; behind a reverse proxy, "
+        "set it to --limit-concurrency (default: %(default)s)",
+    )
+    add(
         "--timeout-keep-alive",
         dest="timeout_keep_alive_s",
         metavar="TIMEOUT_KEEP_ALIVE",
@@ -120,13 +127,22 @@ def add_parser(sub: Any) -> None:
         help="seconds an idle keep-alive connection stays open (default: %(default)s)",
     )
     add(
+        "--timeout-request-head",
+        dest="request_head_timeout_s",
+        metavar="TIMEOUT_REQUEST_HEAD",
+        type=float,
+        default=d["request_head_timeout_s"],
+        help="seconds a client may take to send a request's line and headers; then 408 (if it sent part of one) "
+        "and the connection is closed (default: %(default)s)",
+    )
+    add(
         "--timeout-request-read",
         dest="request_read_timeout_s",
         metavar="TIMEOUT_REQUEST_READ",
         type=float,
         default=d["request_read_timeout_s"],
-        help="seconds a client may take to send a request's headers, and again its body; then the connection is "
-        "closed, or 408 (default: %(default)s)",
+        help="seconds a client may take to send a request's body once its headers came; then 408 "
+        "(default: %(default)s)",
     )
 
 

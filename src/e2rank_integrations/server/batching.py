@@ -5,9 +5,14 @@ at most ``max_batch_tokens`` tokens and embeds each in one call on a dedicated i
 call's texts by length and pads each forward pass to its longest member), then gives every job exactly its own
 rows back. While a micro-batch runs, new jobs queue up for the next one, so batches grow with the load.
 
-A large request does not hold the others up: its texts are cut into micro-batches, and each micro-batch is filled
-first from the jobs that have had the fewest tokens embedded so far. A request that arrives while a large one runs
-has had none, so it joins the very next micro-batch: it waits for at most the one already running.
+Fair sharing, so that no request holds the others up and none starves: a job's texts are cut into micro-batches,
+and each micro-batch gives every waiting job, oldest first, up to an equal share of its budget, then fills what is
+left in the same order. A small request that arrives while a large one runs joins the next micro-batch; a large
+one advances by at least its share of every micro-batch, so its wait grows with its size and the load.
+
+The scheduler once filled each micro-batch with the jobs that had had the fewest tokens so far. That starved
+large requests under a steady stream of small ones (each new one had had none, so it always came first): at 64
+clients a large request waited 45 s for a lull (issue 25).
 """
 
 from __future__ import annotations
@@ -46,7 +51,6 @@ class _Job:
     # Longest first: a job cut into micro-batches gives each one texts of similar length (little padding).
     order: list[int] = field(init=False)
     done: int = 0  # texts of `order` embedded (or handed to a running micro-batch)
-    served: int = 0  # tokens of those texts: the scheduler's measure of what the job has had
     rows: Embeddings | None = None
     enqueued: float = field(default_factory=time.perf_counter)
     started: float | None = None
@@ -135,12 +139,16 @@ class Batcher:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
+    def check_open(self) -> None:
+        """Raise the error of :meth:`abort` once the server stops (a request about to queue gets it now)."""
+        if self._refusal is not None:
+            raise self._refusal()
+
     async def embed(self, texts: Sequence[str], tokens: Sequence[int]) -> EmbedResult:
         """Queue ``texts`` (exact model inputs of ``tokens[i]`` tokens each) and wait for their rows."""
         if self._wakeup is None:
             raise RuntimeError("Batcher.start() was not called")
-        if self._refusal is not None:
-            raise self._refusal()
+        self.check_open()
         if len(tokens) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(tokens)} token counts")
         job = _Job(list(texts), [max(1, int(t)) for t in tokens], asyncio.get_running_loop().create_future())
@@ -151,9 +159,11 @@ class Batcher:
         return await job.future
 
     def _take(self) -> list[_Part]:
-        """The next micro-batch: texts of the jobs that have had the fewest tokens so far, up to the budget.
+        """The next micro-batch: a fair share of the budget for each job, then what is left, oldest job first.
 
-        A text longer than the whole budget runs alone. Without batching, one job runs whole, alone.
+        First each job, in arrival order, gets texts up to an equal share of the budget (at least one text if it
+        fits), then the room left goes to the jobs in the same order. The oldest job is always served, so none
+        waits for a lull. A text longer than the whole budget runs alone. Without batching, one job runs whole.
         """
         self._pending = [job for job in self._pending if not job.future.done()]  # abandoned requests are dropped
         if not self._pending:
@@ -162,18 +172,21 @@ class Batcher:
             job = self._pending.pop(0)
             job.done = len(job.texts)
             return [_Part(job, 0, len(job.texts))]
-        parts: list[_Part] = []
         room = self.max_batch_tokens
-        for job in sorted(self._pending, key=lambda j: j.served):  # stable: arrival order among equals
-            start = stop = job.done
-            while stop < len(job.texts) and (job.tokens[job.order[stop]] <= room or (not parts and stop == start)):
-                room -= job.tokens[job.order[stop]]
-                stop += 1
-            if stop == start:
-                break  # the budget is spent: the rest wait for the next micro-batch, in the same order
-            parts.append(_Part(job, start, stop))
-            job.done = stop
-            job.served += parts[-1].tokens
+        starts = {id(job): job.done for job in self._pending}
+        for share in (max(1, room // len(self._pending)), room):
+            for job in self._pending:
+                taken = 0
+                while job.done < len(job.texts):
+                    size = job.tokens[job.order[job.done]]
+                    if taken and taken + size > share:
+                        break  # its share is used up: the others' turn
+                    if size > room and room < self.max_batch_tokens:
+                        break  # it waits for the next micro-batch (only an empty batch takes an oversized text)
+                    room -= size
+                    taken += size
+                    job.done += 1
+        parts = [_Part(job, starts[id(job)], job.done) for job in self._pending if job.done > starts[id(job)]]
         self._pending = [job for job in self._pending if job.done < len(job.texts)]
         return parts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +19,8 @@ from .errors import APIError
 from .settings import ServerSettings
 
 __all__ = ["TOKEN_IDS_REFUSED", "Engine", "Outcome", "ServableModel"]
+
+_COUNT_CHUNK_CHARS = 262_144  # about 64k tokens: a 413 costs at most this much tokenizing past the cap
 
 TOKEN_IDS_REFUSED = (
     "input holds token ids, which this server does not embed unless asked to: clients such as LangChain's "
@@ -157,26 +160,58 @@ class Engine:
     # ------------------------------------------------------------------ embedding
 
     async def embed(self, formatted: Sequence[str], *, truncate: bool, name: str, into: Outcome) -> Embeddings:
-        """Embed exact model inputs through the batcher; account tokens and times in ``into``."""
-        counts = await run_in_threadpool(self.model.count_tokens, formatted)
-        limit = self.model.max_length
-        if not truncate:
-            for i, count in enumerate(counts):
-                if count > limit:
-                    raise APIError(
-                        400,
-                        f"{name}[{i}] has {count} tokens, more than the model's limit of {limit}; "
-                        "shorten it or leave truncate on",
-                        "input_too_long",
-                    )
-        cut = [min(c, limit) for c in counts]
-        tokens = sum(cut)
-        self.check_tokens(into.tokens + tokens)
-        result = await self.batcher.embed(formatted, cut)
+        """Embed exact model inputs through the batcher; account tokens and times in ``into``.
+
+        Each distinct text is embedded once: equal inputs of one request get equal rows (and, in a rerank,
+        equal scores, so ties keep the input order). ``usage`` and ``max_request_tokens`` count every input.
+        """
+        unique = list(dict.fromkeys(formatted))
+        cut = await run_in_threadpool(self._count, formatted, unique, truncate, name, into.tokens)
+        tokens = sum(cut[text] for text in formatted)
+        result = await self.batcher.embed(unique, [cut[text] for text in unique])
         into.tokens += tokens
         into.queue_seconds += result.queue_seconds
         into.inference_seconds += result.inference_seconds
-        return result.vectors
+        if len(unique) == len(formatted):
+            return result.vectors
+        row = {text: i for i, text in enumerate(unique)}
+        return result.vectors[[row[text] for text in formatted]]
+
+    def _count(
+        self, formatted: Sequence[str], unique: list[str], truncate: bool, name: str, spent: int
+    ) -> dict[str, int]:
+        """Each distinct text's token count after truncation, tokenized a chunk at a time (in a worker thread).
+
+        A request over ``max_request_tokens`` gets its 413 as soon as the count passes the cap, not after the
+        whole body was tokenized; a server that stopped meanwhile stops counting (its 503).
+        """
+        limit = self.model.max_length
+        uses = collections.Counter(formatted)
+        cut: dict[str, int] = {}
+        total = spent
+        start = 0
+        while start < len(unique):
+            stop, chars = start, 0
+            while stop < len(unique) and (stop == start or chars < _COUNT_CHUNK_CHARS):
+                chars += len(unique[stop])
+                stop += 1
+            chunk = unique[start:stop]
+            counts = self.model.count_tokens(chunk)
+            # A server that stopped meanwhile: the 503 its drain log promised, not a 400 or 413 from here.
+            self.batcher.check_open()
+            for text, count in zip(chunk, counts, strict=True):
+                if count > limit and not truncate:
+                    raise APIError(
+                        400,
+                        f"{name}[{formatted.index(text)}] has {count} tokens, more than the model's limit of "
+                        f"{limit}; shorten it or leave truncate on",
+                        "input_too_long",
+                    )
+                cut[text] = min(count, limit)
+                total += cut[text] * uses[text]
+            self.check_tokens(total)
+            start = stop
+        return cut
 
     # ------------------------------------------------------------------ reranking
 

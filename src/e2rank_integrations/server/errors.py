@@ -53,6 +53,8 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
     if any(e.get("type") == "json_invalid" for e in errors):
         return 400, "the request body is not valid JSON"
     seen: dict[str, str] = {}
+    # A union's members fail at one location: "too short" says more than "not a string", so it goes first.
+    errors.sort(key=lambda e: str(e.get("type", "")).endswith("_type"))
     for e in errors:
         seen.setdefault(_location(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")))
     return 422, "; ".join(f"{where}: {msg}" for where, msg in list(seen.items())[:5])

@@ -12,6 +12,7 @@ offered. :func:`guarded_protocol` adds both limits; the rest (rates per client, 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import socket
@@ -24,6 +25,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .._asgi import is_loopback
+from ..protocol import ErrorDetail, ErrorResponse
 from .app import create_app
 from .settings import ServerSettings
 from .state import ModelSource, ServerState
@@ -36,26 +38,43 @@ logger = logging.getLogger("e2rank_integrations.server")
 def guarded_protocol(state: ServerState, base: Any = AutoHTTPProtocol) -> type[asyncio.Protocol]:
     """The HTTP protocol class ``base`` of uvicorn with the limits of ``state.settings`` that uvicorn lacks.
 
-    - ``limit_concurrency``: a connection beyond it is closed as soon as it is accepted, so a flood of idle
-      connections cannot use up the process's file handles;
-    - ``request_read_timeout_s``: a connection whose next request's headers have not all arrived that long after
-      it opened (or after its previous response) is closed.
+    They act on the connection itself, before any request exists (a middleware would only see requests):
+
+    - ``limit_concurrency`` and ``max_connections_per_client``: a connection beyond either is closed as soon as it
+      is accepted, so a flood of idle connections from one address can neither use up the process's file handles
+      nor the connections everyone else shares;
+    - ``request_head_timeout_s``: a connection whose next request's headers have not all arrived that long after
+      it opened (or after its previous response) is closed, with a 408 when part of a request had come.
     """
     settings = state.settings
     refused = state.metrics.connections_refused
+    per_client: collections.Counter[str] = collections.Counter()  # open connections by client address
+    timed_out = _head_timeout_response(settings.request_head_timeout_s)
 
     class GuardedProtocol(base):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._head_timer: asyncio.TimerHandle | None = None
+            self._peer: str | None = None  # the address counted in per_client, once accepted
+            self._head_started = False  # bytes of the next request came since the last response
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
-            if len(self.connections) > settings.limit_concurrency:
+            peer = self.client[0] if self.client else None  # None on a Unix socket: only the total is capped
+            if len(self.connections) > settings.limit_concurrency or (
+                peer is not None and per_client[peer] >= settings.max_connections_per_client
+            ):
                 refused.inc()
                 transport.close()
                 return
+            if peer is not None:
+                self._peer = peer
+                per_client[peer] += 1
             self._expect_head()
+
+        def data_received(self, data: bytes) -> None:
+            self._head_started = self._head_started or bool(data)
+            super().data_received(data)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -64,11 +83,17 @@ def guarded_protocol(state: ServerState, base: Any = AutoHTTPProtocol) -> type[a
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_head_timer()
+            if self._peer is not None:
+                per_client[self._peer] -= 1
+                if not per_client[self._peer]:
+                    del per_client[self._peer]  # the counter holds only addresses with connections open
+                self._peer = None
             super().connection_lost(exc)
 
         def _expect_head(self) -> None:
             self._stop_head_timer()
-            self._head_timer = self.loop.call_later(settings.request_read_timeout_s, self._head_timed_out)
+            self._head_started = False
+            self._head_timer = self.loop.call_later(settings.request_head_timeout_s, self._head_timed_out)
 
         def _stop_head_timer(self) -> None:
             if self._head_timer is not None:
@@ -79,9 +104,29 @@ def guarded_protocol(state: ServerState, base: Any = AutoHTTPProtocol) -> type[a
             self._head_timer = None
             # A request being served had its headers in time (its body has its own limit, in the app).
             if self.cycle is None or self.cycle.response_complete:
+                # 408 only to a client that began a request: to one that sent nothing (a new or kept-alive
+                # connection), an unasked-for response could be read as the answer to its next request.
+                if self._head_started:
+                    self.transport.write(timed_out)
                 self.transport.close()
 
     return GuardedProtocol
+
+
+def _head_timeout_response(timeout: float) -> bytes:
+    """The raw 408 for a request whose headers did not all arrive in time (no request exists to answer)."""
+    body = ErrorResponse(
+        error=ErrorDetail(
+            message=f"the request headers did not arrive within {timeout:g} s",
+            type="invalid_request_error",
+            code="request_timeout",
+        )
+    ).model_dump_json()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return (head + body).encode()
 
 
 def server_config(
