@@ -245,9 +245,9 @@ class _RerankOptions(WireModel):
     instruction: str | None = Field(default=None, description="Extension: the task description of the prompt.")
     num_prompt_docs: Int = Field(default=20, ge=1, description="Extension: leading candidates in the prompt.")
     passes: Int = Field(default=1, ge=1, le=MAX_PASSES, description="Extension: 2 reranks again in the new order.")
-    max_prompt_tokens: Int | None = Field(
-        default=None, ge=1, description="Extension: token budget of the prompt; its documents are cut evenly to fit."
-    )
+    max_prompt_tokens: Annotated[Int, Field(ge=1), WithJsonSchema({"type": "integer", "minimum": 1})] | None = Field(
+        default=None, description="Extension: token budget of the prompt; its documents are cut evenly to fit."
+    )  # spelled out as top_n is: pydantic writes ge under a union as a bare "ge"
     truncate: StrictBool = Field(default=True, description="false refuses over-long documents instead of cutting them.")
 
 
