@@ -525,16 +525,14 @@ class _BaseClient:
         self._check_exact(target, [QWEN3_CHAT_WRAP.format(content=self.prompts.rerank_instruction)], "prompt")
         if vectors is None:
             vectors = yield from self._openai_embed_op(target, [self.prompts.document(d) for d in docs], "document")
-        steps = listwise_steps(vectors, passes=passes)
-        try:
-            order = next(steps)
-            while True:
-                prompt_docs = [self.prompts.cut_words(docs[i]) for i in order[:num_prompt_docs]]
-                wrapped = [(yield _Work(self._prompt, (query, prompt_docs, instruction, max_prompt_tokens)))]
-                order = steps.send((yield from self._openai_embed_op(target, wrapped, "prompt"))[0])
-        except StopIteration as done:
-            results: list[RankResult] = done.value
-        return results
+
+        def prompt_vector(order: Sequence[int]) -> Operation[Embeddings]:
+            prompt_docs = [self.prompts.cut_words(docs[i]) for i in order[:num_prompt_docs]]
+            wrapped = [(yield _Work(self._prompt, (query, prompt_docs, instruction, max_prompt_tokens)))]
+            vector: Embeddings = (yield from self._openai_embed_op(target, wrapped, "prompt"))[0]
+            return vector
+
+        return (yield from listwise_steps(prompt_vector, vectors, passes=passes))
 
 
 def _body(request: Any) -> dict[str, Any]:

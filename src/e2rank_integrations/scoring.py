@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -11,6 +12,8 @@ from .errors import E2RankTypeError, E2RankValueError
 from .types import Embeddings, RankResult
 
 __all__ = [
+    "PromptStep",
+    "alistwise_rank",
     "as_embeddings",
     "check_optional_positive_int",
     "check_positive_int",
@@ -138,19 +141,25 @@ def check_optional_positive_int(value: object, name: str) -> int | None:
     return None if value is None else check_positive_int(value, name)
 
 
-ListwiseSteps = Generator[Sequence[int], Embeddings, list[RankResult]]
-"""Yields the candidate order for each pass's prompt, takes that prompt's vector, returns the final ranking."""
+PromptStep = Callable[[Sequence[int]], Generator[Any, Any, npt.ArrayLike]]
+"""Embeds the listwise prompt of the candidates in the order given, as a generator that returns its vector."""
 
 
-def listwise_steps(doc_vectors: Embeddings, *, passes: int = 1) -> ListwiseSteps:
-    """The E2Rank scoring loop as a generator, for callers that embed the prompt asynchronously or remotely.
+# One generator, so that a caller who embeds over HTTP (the client's sans-IO operations, by `yield from`), in the
+# caller's thread (listwise_rank) or through the server's cross-request batcher (alistwise_rank) runs one loop.
+def listwise_steps(
+    prompt_vector: PromptStep, doc_vectors: Embeddings, *, passes: int = 1, top_n: int | None = None
+) -> Generator[Any, Any, list[RankResult]]:
+    """The E2Rank scoring loop, written once; what ``prompt_vector`` yields is its caller's to answer.
 
-    It yields the order of the candidates for a pass's listwise prompt (first-stage order on the first pass, the
-    previous pass's order after it) and expects the prompt's embedding to be sent back; every candidate is
-    scored by cosine similarity to it. Its return value is the last pass's ranking.
+    ``prompt_vector(order)`` embeds the listwise prompt built from the candidates in ``order`` (first-stage order
+    on the first pass, the previous pass's order after it); every candidate is scored by cosine similarity to
+    that vector. Returns the last pass's ranking, cut to ``top_n``.
 
-    >>> steps = listwise_steps(np.eye(2, dtype=np.float32))
-    >>> list(next(steps))
+    >>> def prompt_vector(order):
+    ...     return (yield list(order))  # ask the caller for the prompt's vector
+    >>> steps = listwise_steps(prompt_vector, np.eye(2, dtype=np.float32))
+    >>> next(steps)
     [0, 1]
     >>> try:
     ...     steps.send(np.array([0.0, 1.0], dtype=np.float32))
@@ -161,10 +170,22 @@ def listwise_steps(doc_vectors: Embeddings, *, passes: int = 1) -> ListwiseSteps
     order: Sequence[int] = range(len(doc_vectors))
     results: list[RankResult] = []
     for _ in range(passes):
-        prompt_vector = yield order
-        results = rank(cosine_scores(prompt_vector, doc_vectors))
+        prompt = yield from prompt_vector(order)
+        results = rank(cosine_scores(prompt, doc_vectors))
         order = [r.index for r in results]
-    return results
+    return results if top_n is None else results[:top_n]
+
+
+T = TypeVar("T")
+
+
+def _asking(prompt_vector: Callable[[Sequence[int]], T]) -> Callable[[Sequence[int]], Generator[T, Any, Any]]:
+    """A :data:`PromptStep` that yields ``prompt_vector(order)`` (a vector, or an awaitable) for its driver."""
+
+    def step(order: Sequence[int]) -> Generator[T, Any, Any]:
+        return (yield prompt_vector(order))
+
+    return step
 
 
 def listwise_rank(
@@ -174,19 +195,33 @@ def listwise_rank(
     passes: int = 1,
     top_n: int | None = None,
 ) -> list[RankResult]:
-    """The E2Rank scoring loop, shared by every backend.
-
-    ``prompt_vector(order)`` embeds the listwise prompt built from the candidates in ``order`` (first-stage order
-    on the first pass, the previous pass's order after it); every candidate is scored by cosine similarity to it.
-    """
-    steps = listwise_steps(doc_vectors, passes=passes)
+    """:func:`listwise_steps` with ``prompt_vector(order)`` embedding each prompt in the caller's thread."""
+    steps = listwise_steps(_asking(prompt_vector), doc_vectors, passes=passes, top_n=top_n)
     try:
-        order = next(steps)
+        vector = next(steps)
         while True:
-            order = steps.send(np.asarray(prompt_vector(order), dtype=np.float32))
+            vector = steps.send(vector)  # the vector itself: nothing to wait for
     except StopIteration as done:
         results: list[RankResult] = done.value
-    return results if top_n is None else results[:top_n]
+    return results
+
+
+async def alistwise_rank(
+    prompt_vector: Callable[[Sequence[int]], Awaitable[npt.ArrayLike]],
+    doc_vectors: Embeddings,
+    *,
+    passes: int = 1,
+    top_n: int | None = None,
+) -> list[RankResult]:
+    """:func:`listwise_steps` with ``await prompt_vector(order)`` embedding each prompt (the server's batcher)."""
+    steps = listwise_steps(_asking(prompt_vector), doc_vectors, passes=passes, top_n=top_n)
+    try:
+        pending = next(steps)
+        while True:
+            pending = steps.send(await pending)
+    except StopIteration as done:
+        results: list[RankResult] = done.value
+    return results
 
 
 def missing_rows(stored: Sequence[object]) -> list[int]:

@@ -1,7 +1,10 @@
+import asyncio
+
 import numpy as np
 import pytest
 
 from e2rank_integrations.scoring import (
+    alistwise_rank,
     as_embeddings,
     check_positive_int,
     check_top_n,
@@ -102,6 +105,26 @@ def test_listwise_rank_feeds_each_pass_the_previous_order():
     results = listwise_rank(prompt_vector, docs, passes=2, top_n=2)
     assert seen == [[0, 1, 2], [1, 2, 0]]
     assert [r.index for r in results] == [2, 0]
+
+
+def test_the_async_driver_ranks_as_the_sync_one():
+    docs = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    prompts = {0: [0.3, -1.0, 0.2, 0.5], 1: [1.0, 0.1, -0.4, 0.2], 2: [-0.2, 0.4, 0.9, -0.7]}
+    seen = {"sync": [], "async": []}
+
+    def prompt_vector(order):
+        seen["sync"].append(list(order))
+        return prompts[len(seen["sync"]) - 1]
+
+    async def aprompt_vector(order):
+        await asyncio.sleep(0)  # a real suspension, as the server's batcher makes
+        seen["async"].append(list(order))
+        return prompts[len(seen["async"]) - 1]
+
+    expected = listwise_rank(prompt_vector, docs, passes=3, top_n=4)
+    got = asyncio.run(alistwise_rank(aprompt_vector, docs, passes=3, top_n=4))
+    assert got == expected and len(got) == 4
+    assert seen["async"] == seen["sync"] and seen["sync"][1] != seen["sync"][0]
 
 
 def test_fill_embeddings_keeps_stored_vectors_and_fills_the_gaps():

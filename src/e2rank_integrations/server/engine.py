@@ -5,18 +5,21 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from starlette.concurrency import run_in_threadpool
 
-from ..prompts import PromptFormat, check_query, check_texts, check_unicode
-from ..scoring import as_embeddings, listwise_steps
+from ..prompts import check_query, check_texts, check_unicode
+from ..scoring import alistwise_rank, as_embeddings
 from ..types import Embeddings, RankResult
 from .batching import Batcher
 from .errors import APIError
 from .settings import ServerSettings
+
+if TYPE_CHECKING:
+    from ..model import E2RankModel
 
 __all__ = ["TOKEN_IDS_REFUSED", "Engine", "Outcome", "ServableModel"]
 
@@ -30,45 +33,8 @@ TOKEN_IDS_REFUSED = (
 )
 
 
-class ServableModel(Protocol):
-    """What the server needs from a model: ``E2RankModel`` has all of it (more than the ``Backend`` protocol)."""
-
-    prompts: PromptFormat
-
-    @property
-    def name_or_path(self) -> str: ...
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    @property
-    def max_length(self) -> int: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    @property
-    def vocab_size(self) -> int: ...
-
-    def embed_formatted(self, texts: Sequence[str]) -> Embeddings: ...
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
-
-    def decode(self, ids: Sequence[int]) -> str: ...
-
-    def chat_wrap(self, content: str) -> str: ...
-
-    def listwise_prompt(
-        self,
-        query: str,
-        documents: Sequence[str],
-        *,
-        instruction: str | None = None,
-        num_prompt_docs: int = 20,
-        max_prompt_tokens: int | None = None,
-    ) -> str: ...
-
-    def stats(self) -> dict[str, Any]: ...
+# The server's model is an E2RankModel: its methods are the one contract (a Protocol here re-declared them).
+ServableModel: TypeAlias = "E2RankModel"
 
 
 @dataclass
@@ -239,19 +205,17 @@ class Engine:
         else:
             formatted = [self.model.prompts.document(d) for d in documents]
             vectors = await self.embed(formatted, truncate=truncate, name=name, into=into)
-        steps = listwise_steps(vectors, passes=passes)
-        try:
-            order = next(steps)
-            while True:
-                prompt = await run_in_threadpool(
-                    self.model.listwise_prompt,
-                    query,
-                    [documents[i] for i in order[:num_prompt_docs]],
-                    instruction=instruction,
-                    num_prompt_docs=num_prompt_docs,
-                    max_prompt_tokens=max_prompt_tokens,
-                )
-                order = steps.send((await self.embed([prompt], truncate=True, name="prompt", into=into))[0])
-        except StopIteration as done:
-            results: list[RankResult] = done.value
-        return results if top_n is None else results[:top_n]
+
+        async def prompt_vector(order: Sequence[int]) -> Embeddings:
+            prompt = await run_in_threadpool(
+                self.model.listwise_prompt,
+                query,
+                [documents[i] for i in order[:num_prompt_docs]],
+                instruction=instruction,
+                num_prompt_docs=num_prompt_docs,
+                max_prompt_tokens=max_prompt_tokens,
+            )
+            vector: Embeddings = (await self.embed([prompt], truncate=True, name="prompt", into=into))[0]
+            return vector
+
+        return await alistwise_rank(prompt_vector, vectors, passes=passes, top_n=top_n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Literal, cast
+from typing import Literal, TypeAlias, cast
 
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +20,7 @@ __all__ = ["ModelSource", "ServerState"]
 
 logger = logging.getLogger("e2rank_integrations.server")
 
-ModelSource = ServableModel | Callable[[], ServableModel]
+ModelSource: TypeAlias = "ServableModel | Callable[[], ServableModel]"
 """A loaded model, or a function that loads one (the server answers 503 until it returns)."""
 
 Status = Literal["loading", "ok", "draining", "failed"]
