@@ -34,12 +34,10 @@ class RankResult:
     Attributes:
         index: Position of the candidate in the ``documents`` that were passed to ``rerank``.
         score: Cosine similarity between the listwise prompt and the candidate (higher is better).
-        document: The candidate's text, where the caller asked for it (the HTTP API's ``return_documents``).
     """
 
     index: int
     score: float
-    document: str | None = None
 
 
 @runtime_checkable
