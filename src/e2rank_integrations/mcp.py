@@ -43,7 +43,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from . import __version__
-from ._optional import require
+from ._optional import renamed_getattr, require
 from .context import pack_context
 from .errors import E2RankError, E2RankValueError
 from .prompts import check_query, check_texts
@@ -65,7 +65,7 @@ __all__ = [
     "E2RankTools",
     "MCPSettings",
     "RerankHit",
-    "RerankResult",
+    "RerankToolResult",
     "SearchHit",
     "SearchResult",
     "create_http_app",
@@ -117,8 +117,8 @@ class RerankHit(_Output):
     text: str = Field(description="The passage.")
 
 
-class RerankResult(_Output):
-    """What ``rerank`` returns."""
+class RerankToolResult(_Output):
+    """What the ``rerank`` tool returns (its structured content)."""
 
     results: list[RerankHit] = Field(description="The best passages, best first.")
     context: str = Field(
@@ -410,7 +410,7 @@ class E2RankTools:
             collection=ready.name,
         )
 
-    def rerank(self, query: str, documents: list[str], top_n: int | None = None) -> RerankResult:
+    def rerank(self, query: str, documents: list[str], top_n: int | None = None) -> RerankToolResult:
         """Rerank the caller's passages with one listwise prompt."""
         ready = self._state()
         top_n = self._top_n(top_n)
@@ -434,7 +434,7 @@ class E2RankTools:
             dedup_threshold=None,  # the caller chose these passages: keep every one that fits
             sources=[f"documents[{r.index}]" for r in ranked],
         )
-        return RerankResult(
+        return RerankToolResult(
             results=[RerankHit(index=r.index, score=r.score, text=documents[r.index]) for r in ranked],
             context=packed.content,
         )
@@ -580,7 +580,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _answer(result: SearchResult | RerankResult) -> CallToolResult:
+def _answer(result: SearchResult | RerankToolResult) -> CallToolResult:
     """The model reads ``context`` alone (the text content); the whole result is structured content."""
     return CallToolResult(
         content=[TextContent(type="text", text=result.context)], structured_content=result.model_dump(mode="json")
@@ -662,7 +662,7 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
                 description=f"How many to return (default {settings.default_top_n}, at most {settings.max_top_n}).",
             ),
         ] = None,
-    ) -> Annotated[CallToolResult, RerankResult]:
+    ) -> Annotated[CallToolResult, RerankToolResult]:
         """Order passages you already have by relevance to `query` (E2Rank listwise reranking).
 
         Returns the best `top_n`, best first, numbered and labelled documents[i] by their index in `documents`
@@ -784,3 +784,6 @@ def run(
     # log_config=None: uvicorn's loggers, the access log included, go to the root logger's handler on stderr.
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None)).run()
     return 0
+
+
+__getattr__ = renamed_getattr(__name__, {"RerankResult": "RerankToolResult"}, globals())  # old name, one release

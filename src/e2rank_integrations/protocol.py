@@ -21,7 +21,13 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import (
+
+from ._optional import renamed_getattr, require
+from .errors import E2RankValueError
+from .types import Embeddings
+
+require("pydantic", extra="client")  # the client and server extras bring it; the core does not
+from pydantic import (  # noqa: E402
     AfterValidator,
     BaseModel,
     BeforeValidator,
@@ -31,9 +37,6 @@ from pydantic import (
     StrictInt,
     WithJsonSchema,
 )
-
-from .errors import E2RankValueError
-from .types import Embeddings
 
 __all__ = [
     "MAX_PASSES",
@@ -51,7 +54,7 @@ __all__ = [
     "RerankDocument",
     "RerankRequest",
     "RerankResponse",
-    "RerankResult",
+    "RerankResultItem",
     "StatsResponse",
     "TEIEmbedRequest",
     "TEIRankItem",
@@ -283,8 +286,8 @@ class RerankRequest(_RerankOptions):
         return rows
 
 
-class RerankResult(WireModel):
-    """One reranked document: its index in the request, its score, and its text when asked for."""
+class RerankResultItem(WireModel):
+    """One item of ``RerankResponse.results``: a document's index in the request, its score, its text if asked."""
 
     index: int
     relevance_score: float
@@ -296,7 +299,7 @@ class RerankResponse(WireModel):
 
     id: str
     model: str
-    results: list[RerankResult]
+    results: list[RerankResultItem]
     usage: Usage
 
 
@@ -389,3 +392,6 @@ def embedding_response(vectors: npt.ArrayLike, model: str, tokens: int, encoding
     ]
     usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
     return EmbeddingResponse.model_construct(object="list", data=data, model=model, usage=usage)
+
+
+__getattr__ = renamed_getattr(__name__, {"RerankResult": "RerankResultItem"}, globals())  # old name, one release

@@ -1,3 +1,6 @@
+import importlib
+from pathlib import Path
+
 import pytest
 
 import e2rank_integrations
@@ -7,10 +10,8 @@ from helpers import run_python
 def test_public_names():
     assert sorted(e2rank_integrations.__all__) == [
         "AsyncBackend",
-        "AsyncE2RankClient",
         "Backend",
         "E2RankAPIError",
-        "E2RankClient",
         "E2RankCompatibilityError",
         "E2RankConnectionError",
         "E2RankError",
@@ -31,8 +32,11 @@ def test_public_names():
         "TieredCache",
         "TrainingDataError",
         "__version__",
+        "apack_context",
         "pack_context",
     ]
+    # The clients need the client extra: public by name (and in dir()), not in `import *`.
+    assert {"E2RankClient", "AsyncE2RankClient"} <= set(dir(e2rank_integrations)) - set(e2rank_integrations.__all__)
 
 
 def test_the_client_errors_need_no_client_extra():
@@ -104,3 +108,62 @@ def test_model_without_torch_names_the_extra():
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         e2rank_integrations.Nope  # noqa: B018
+
+
+def _public_modules() -> list[str]:
+    """Every module of the package whose dotted name has no private part (found on disk, nothing imported)."""
+    root = Path(e2rank_integrations.__file__).parent
+    names = ["e2rank_integrations"]
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if parts and not any(part.startswith("_") for part in parts):
+            names.append(".".join(("e2rank_integrations", *parts)))
+    return names
+
+
+_HINT = "pip install 'e2rank-integrations["
+
+
+def _import_or_hint(statement: str, namespace: dict[str, object]) -> bool:
+    """Run an import statement: True if it worked, False if it said which extra to install (anything else fails)."""
+    try:
+        exec(statement, namespace)
+    except ImportError as exc:
+        if _HINT not in str(exc):
+            raise
+        return False
+    return True
+
+
+@pytest.mark.parametrize("module", _public_modules())
+def test_exported_members(module):
+    """httpx's check: every name in a module's __all__ is defined there and `import *` works, in any env.
+
+    Where an extra is missing, a module that needs it (or `import *` of a package whose lazy names need it, as
+    training's) must say which extra to install; the package root must import everything in every env.
+    """
+    namespace: dict[str, object] = {}
+    if not _import_or_hint(f"import {module} as imported", namespace):
+        pytest.skip(f"{module} needs an extra that is not installed")
+    exported = getattr(namespace["imported"], "__all__", [])  # a CLI command's module has none
+    assert len(set(exported)) == len(exported), f"{module}.__all__ repeats a name"
+    if _import_or_hint(f"from {module} import *", namespace):
+        assert set(exported) <= set(namespace)
+    else:
+        assert module != "e2rank_integrations", "`from e2rank_integrations import *` needs no extra"
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new", "needs"),
+    [
+        ("e2rank_integrations.protocol", "RerankResult", "RerankResultItem", "pydantic"),
+        ("e2rank_integrations.mcp", "RerankResult", "RerankToolResult", "mcp"),
+    ],
+)
+def test_renamed_types_keep_their_old_name_for_one_release(module, old, new, needs):
+    pytest.importorskip(needs)
+    imported = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=f"{module}.{old} is renamed {new}"):
+        assert getattr(imported, old) is getattr(imported, new)
+    assert old not in imported.__all__

@@ -24,7 +24,7 @@ from ..protocol import (
     ModelList,
     RerankDocument,
     RerankResponse,
-    RerankResult,
+    RerankResultItem,
     StatsResponse,
     TEIEmbedRequest,
     TEIRankItem,
@@ -148,7 +148,7 @@ async def rerank(
         id=uuid.uuid4().hex,
         model=state.model_id,
         results=[
-            RerankResult(
+            RerankResultItem(
                 index=r.index,
                 relevance_score=r.score,
                 document=RerankDocument(text=documents[r.index]) if body.return_documents else None,
