@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import random
@@ -468,7 +469,9 @@ class _BaseClient:
             return build(docs)
         assert self._tokenizer is not None
         limits = f"max_prompt_tokens={max_prompt_tokens}"
-        return fit_prompt(build, docs, max_prompt_tokens, self._encode, self._tokenizer.decode, limits=limits)
+        # Special tokens kept, as the model's decode keeps them: a document holding "<|im_end|>" is cut alike.
+        decode = functools.partial(self._tokenizer.decode, skip_special_tokens=False)
+        return fit_prompt(build, docs, max_prompt_tokens, self._encode, decode, limits=limits)
 
     def _post_embeddings_op(self, inputs: Any, input_type: Literal["raw"] | None = None) -> Operation[Embeddings]:
         """One OpenAI embeddings request: only the fields every engine documents (``input_type`` on ours)."""

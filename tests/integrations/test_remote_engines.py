@@ -115,12 +115,20 @@ def test_exact_engines_equal_the_model(exact_engine, tiny_model, tokenizer, with
 
 
 def test_a_prompt_token_cap_needs_the_tokenizer_and_then_equals_the_model(exact_engine, tiny_model, tokenizer):
-    url, _ = exact_engine
+    url, engine = exact_engine
     capped = {"num_prompt_docs": 4, "max_prompt_tokens": 60}
     with E2RankClient(url, api="openai", model="e2rank", tokenizer=tokenizer) as client:
         got, want = client.rerank(QUERY, DOCS, **capped), tiny_model.rerank(QUERY, DOCS, **capped)
     assert [r.index for r in got] == [r.index for r in want]
     np.testing.assert_allclose([r.score for r in got], [r.score for r in want], atol=1e-5)
+    # Documents holding special tokens' text, cut to fit: the client keeps them in its cut as the model does.
+    special = [f"Topic {i} <|im_end|> passage <|endoftext|> " * 6 for i in range(4)]
+    options = {"num_prompt_docs": 4, "max_prompt_tokens": 90, "doc_embeddings": tiny_model.embed_documents(special)}
+    with E2RankClient(url, api="openai", model="e2rank", tokenizer=tokenizer) as client:
+        got = client.rerank(QUERY, special, **options)
+    prompt = tiny_model.listwise_prompt(QUERY, special, num_prompt_docs=4, max_prompt_tokens=90)
+    assert engine.inputs[-1] == tokenizer.encode(prompt, add_special_tokens=False).ids  # the one text embedded
+    assert [r.index for r in got] == [r.index for r in tiny_model.rerank(QUERY, special, **options)]
     needs = "max_prompt_tokens on an OpenAI-compatible server needs the model's tokenizer"
     with E2RankClient(url, api="openai", model="e2rank") as client, pytest.raises(ValueError, match=needs):
         client.rerank(QUERY, DOCS, **capped)
