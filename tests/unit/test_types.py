@@ -3,9 +3,11 @@ import threading
 
 import pytest
 
+from e2rank_integrations.errors import E2RankTypeError
 from e2rank_integrations.types import (
     AsyncBackend,
     Backend,
+    BackendInfo,
     backend_name,
     call_async,
     check_backend,
@@ -50,3 +52,26 @@ def test_call_async_awaits_async_backends_and_threads_sync_ones():
 def test_backend_name():
     assert backend_name(StubBackend()) == "some/model"
     assert backend_name(StubAsyncBackend()) == "StubAsyncBackend"
+
+
+class FiveMethodBackend:
+    """A user's backend written for the old contract: the five embedding and rerank methods, nothing more."""
+
+    def embed_queries(self, texts, *, instruction=None): ...
+    def embed_documents(self, texts): ...
+    def embed_prompt(self, text): ...
+    def rerank(self, query, documents, **options): ...
+    def stats(self): ...
+
+
+def test_check_backend_names_the_missing_describe_and_count_tokens():
+    with pytest.raises(E2RankTypeError, match=r"FiveMethodBackend has no describe, count_tokens$"):
+        check_backend(FiveMethodBackend())
+    assert not isinstance(FiveMethodBackend(), Backend)
+
+
+def test_backend_info_defaults_say_nothing_known():
+    info = BackendInfo(model="m")
+    assert (info.fingerprint, info.dimension, info.prompts, info.max_length, info.base_url, info.api) == (None,) * 6
+    with pytest.raises(AttributeError):
+        info.model = "other"  # frozen: a description, not a setting
