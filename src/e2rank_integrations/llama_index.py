@@ -78,7 +78,7 @@ class E2RankEmbedding(BaseEmbedding):
     # round trips to a remote backend.
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Most texts sent to the backend per call.")
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
     def _check_backend(cls, backend: object) -> Backend | AsyncBackend:
         return check_backend(backend)
@@ -184,7 +184,7 @@ class E2RankRerank(BaseNodePostprocessor):
         "another embedding model.",
     )
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
     def _check_backend(cls, backend: object) -> Backend | AsyncBackend:
         return check_backend(backend)
