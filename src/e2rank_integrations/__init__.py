@@ -26,7 +26,7 @@ from .errors import (
     TrainingDataError,
 )
 from .prompts import PromptFormat
-from .types import AsyncBackend, Backend, RankResult
+from .types import AsyncBackend, Backend, BackendInfo, RankResult
 
 if TYPE_CHECKING:
     from .client import AsyncE2RankClient, E2RankClient
@@ -38,6 +38,7 @@ __all__ = [
     "AsyncBackend",
     "AsyncE2RankClient",
     "Backend",
+    "BackendInfo",
     "E2RankAPIError",
     "E2RankClient",
     "E2RankCompatibilityError",

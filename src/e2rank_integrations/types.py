@@ -74,7 +74,13 @@ class BackendInfo:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the adapters need from a model: a local ``E2RankModel`` or a remote ``E2RankClient``."""
+    """What the adapters, indexing and MCP need from a model: a local ``E2RankModel``, an ``E2RankClient``, or yours.
+
+    A class of your own needs all seven methods: :func:`check_backend` refuses one that lacks any with an
+    ``E2RankTypeError`` naming them. ``describe`` may fill :attr:`BackendInfo.model` alone (the rest default to
+    ``None``: unknown); ``count_tokens`` may answer ``None`` where no tokenizer is at hand (token budgets then use
+    an estimate).
+    """
 
     def embed_queries(self, texts: Sequence[str], *, instruction: str | None = None) -> Embeddings:
         """Embed search queries, each wrapped in the retrieval instruction."""

@@ -9,6 +9,7 @@ def test_public_names():
         "AsyncBackend",
         "AsyncE2RankClient",
         "Backend",
+        "BackendInfo",
         "E2RankAPIError",
         "E2RankClient",
         "E2RankCompatibilityError",

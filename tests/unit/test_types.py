@@ -1,5 +1,7 @@
+import ast
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +77,18 @@ def test_backend_info_defaults_say_nothing_known():
     assert (info.fingerprint, info.dimension, info.prompts, info.max_length, info.base_url, info.api) == (None,) * 6
     with pytest.raises(AttributeError):
         info.model = "other"  # frozen: a description, not a setting
+
+
+def test_no_code_probes_a_backend_for_what_the_protocol_does_not_declare():
+    """getattr/hasattr on a backend outside types.py (whose checks enforce the protocol) would hide the contract."""
+    src = Path(__file__).parents[2] / "src" / "e2rank_integrations"
+    probes = []
+    for path in src.rglob("*.py"):
+        if path.name == "types.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("getattr", "hasattr") and node.args:
+                probed = ast.unparse(node.args[0])
+                if "backend" in probed.lower() or "source" in probed.lower():
+                    probes.append(f"{path.relative_to(src)}:{node.lineno}: {ast.unparse(node)}")
+    assert not probes, probes
