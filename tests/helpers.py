@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from e2rank_integrations.types import BackendInfo
+
 
 def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``code`` (dedented) in a fresh interpreter of this environment; capture its output as text."""
@@ -48,7 +50,6 @@ class AsyncModel:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.name_or_path = model.name_or_path
 
     async def embed_queries(self, texts, *, instruction=None):
         return await asyncio.to_thread(self.model.embed_queries, texts, instruction=instruction)
@@ -65,11 +66,15 @@ class AsyncModel:
     async def stats(self):
         return self.model.stats()
 
+    async def describe(self):
+        return self.model.describe()
+
+    async def count_tokens(self, texts):
+        return self.model.count_tokens(texts)
+
 
 class StubBackend:
     """A sync Backend without a model: ``embed_queries`` records its thread and returns ones; the rest do nothing."""
-
-    name_or_path = "some/model"
 
     def __init__(self) -> None:
         self.threads: list[threading.Thread] = []
@@ -82,6 +87,10 @@ class StubBackend:
     def embed_prompt(self, text): ...
     def rerank(self, query, documents, **options): ...
     def stats(self): ...
+    def count_tokens(self, texts): ...
+
+    def describe(self):
+        return BackendInfo(model="some/model")
 
 
 class StubAsyncBackend:
@@ -94,3 +103,5 @@ class StubAsyncBackend:
     async def embed_prompt(self, text): ...
     async def rerank(self, query, documents, **options): ...
     async def stats(self): ...
+    async def describe(self): ...
+    async def count_tokens(self, texts): ...

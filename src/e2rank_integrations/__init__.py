@@ -28,7 +28,7 @@ from .errors import (
     TrainingDataError,
 )
 from .prompts import PromptFormat
-from .types import AsyncBackend, Backend, RankResult
+from .types import AsyncBackend, Backend, BackendInfo, RankResult
 
 if TYPE_CHECKING:  # `X as X`: re-exported for type checkers, as __all__ leaves the clients out
     from .client import AsyncE2RankClient as AsyncE2RankClient
@@ -40,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncBackend",
     "Backend",
+    "BackendInfo",
     "E2RankAPIError",
     "E2RankCompatibilityError",
     "E2RankConnectionError",

@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ._optional import require
+from .model import E2RankModel
 from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
 from .registry import REGISTRY, shared_model
 from .scoring import check_optional_positive_int, check_positive_int, check_top_n
-from .types import Embeddings, check_backend, is_async_backend
+from .types import Backend, Embeddings, check_backend, is_async_backend
+
+if TYPE_CHECKING:
+    from .client import E2RankClient
 
 require("chromadb", extra="chroma")
 
@@ -76,7 +81,7 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def __init__(
         self,
-        backend: Any = None,
+        backend: Backend | None = None,
         *,
         model_name_or_path: str | os.PathLike[str] | None = None,
         server_url: str | None = None,
@@ -253,7 +258,7 @@ class ChromaHit:
 
 
 def rerank_query_result(
-    backend: Any,
+    backend: Backend,
     query: str,
     result: Mapping[str, Any],
     *,
@@ -358,7 +363,7 @@ class E2RankChromaRetriever:
     def __init__(
         self,
         collection: Any,
-        backend: Any = None,
+        backend: Backend | None = None,
         *,
         k: int = 50,
         top_n: int | None = 5,
@@ -441,49 +446,57 @@ def _check_input(texts: object) -> list[str]:
     return [str(text) for text in items]  # numpy's str_ items become plain str
 
 
-def _sync_backend(backend: object) -> Any:
-    backend = check_backend(backend)
-    if is_async_backend(backend):
+def _sync_backend(backend: object) -> Backend:
+    if is_async_backend(check_backend(backend)):
         raise TypeError("Chroma's client is synchronous: rerank with E2RankClient, not AsyncE2RankClient")
-    return backend
+    return cast(Backend, backend)
 
 
-def _default_instruction(backend: object) -> str:
-    prompts = getattr(backend, "prompts", None)
-    return prompts.query_instruction if isinstance(prompts, PromptFormat) else DEFAULT_QUERY_INSTRUCTION
+def _default_instruction(backend: Backend) -> str:
+    if isinstance(backend, E2RankModel):
+        return backend.prompts.query_instruction
+    if isinstance(backend, _client_types()):  # its own prompts (openai mode), as before
+        return backend.prompts.query_instruction
+    return DEFAULT_QUERY_INSTRUCTION
 
 
-def _describe(backend: Any, server_url: str | None, api_key_env: str | None) -> dict[str, Any] | None:
-    """The source keys of a stored configuration for ``backend``, or ``None`` where nothing could rebuild it."""
+def _describe(backend: Backend, server_url: str | None, api_key_env: str | None) -> dict[str, Any] | None:
+    """The source keys of a stored configuration for ``backend``, or ``None`` where nothing could rebuild it.
+
+    Only this package's model and client can be rebuilt from a configuration; their attributes are read (no request).
+    """
     source: dict[str, Any] = dict.fromkeys(_SOURCE_KEYS)
-    name = getattr(backend, "name_or_path", None)
-    if _is_local_model(backend) and isinstance(name, str) and name:
+    if isinstance(backend, E2RankModel):
+        name = backend.name_or_path
+        if not name:
+            return None
         # A relative directory would not be found from another working directory: store it absolute.
         source["model_name_or_path"] = os.path.abspath(name) if os.path.isdir(name) else name
         source["max_length"] = backend.max_length
         source["prompts"] = None if backend.prompts == PromptFormat() else backend.prompts.to_dict()
         return source
-    url = server_url if server_url is not None else getattr(backend, "base_url", None)  # E2RankClient's, a str
+    client = backend if isinstance(backend, _client_types()) else None
+    url = server_url if server_url is not None else (client.base_url if client is not None else None)
     # A client in api="openai" mode (vLLM, TEI...) formats texts itself; rebuilt from the URL alone it would speak
     # the e2rank protocol to that server. Only e2rank servers are stored.
-    if url is None or getattr(backend, "api", "e2rank") != "e2rank":
+    if url is None or (client is not None and client.api != "e2rank"):
         return None
     source["server_url"] = str(url).rstrip("/")
     source["api_key_env"] = api_key_env
     return source
 
 
-def _is_local_model(backend: object) -> bool:
-    """An in-process model (an ``E2RankModel``, told by what it has: its cached path and fingerprint), not a client."""
-    fingerprint = getattr(backend, "fingerprint", None)
-    return callable(getattr(backend, "embed_formatted", None)) and isinstance(fingerprint, str)
+def _client_types() -> tuple[type[E2RankClient], ...]:
+    """``(E2RankClient,)`` once the client module is imported (no instance exists before), else ``()``."""
+    module = sys.modules.get(f"{__package__}.client")
+    return () if module is None else (module.E2RankClient,)
 
 
 def _source_key(source: Mapping[str, Any]) -> str:
     return "chroma-source:" + json.dumps(source, sort_keys=True)
 
 
-def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict[str, Any]) -> Any:
+def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict[str, Any]) -> Backend:
     """An ``E2RankClient`` for the URL, shared per process; the API key is read from ``api_key_env``."""
     if client_kwargs.get("api", "e2rank") != "e2rank":
         raise ValueError(
@@ -502,7 +515,9 @@ def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict
             raise ValueError(f"the environment variable {api_key_env} (api_key_env) is not set: it holds the API key")
     key = "client:" + json.dumps([server_url, api_key_env, client_kwargs], sort_keys=True, default=repr)
     client_module = require("e2rank_integrations.client", extra="client")
-    return REGISTRY.get(key, lambda: client_module.E2RankClient(server_url, api_key=api_key, **client_kwargs))
+    return cast(
+        Backend, REGISTRY.get(key, lambda: client_module.E2RankClient(server_url, api_key=api_key, **client_kwargs))
+    )
 
 
 def _query_columns(result: Mapping[str, Any], query_index: int | None) -> dict[str, Any]:

@@ -72,7 +72,7 @@ from .scoring import (
     listwise_steps,
     normalize,
 )
-from .types import Embeddings, RankResult
+from .types import BackendInfo, Embeddings, RankResult
 
 httpx = require("httpx", extra="client")
 from pydantic import ValidationError  # noqa: E402  (the client extra brings pydantic with httpx)
@@ -359,6 +359,29 @@ class _BaseClient:
         if target.info is None:
             raise E2RankCompatibilityError(f"{self.base_url} is not an `e2rank serve` server: it has no /info")
         return target.info.model_dump()
+
+    def _describe_op(self) -> Operation[BackendInfo]:
+        target: _Target = yield _VERIFY
+        info = target.info
+        if info is None:  # another engine says nothing of its model: what this client knows
+            return BackendInfo(
+                model=self.model or self.base_url, prompts=self.prompts, base_url=self.base_url, api="openai"
+            )
+        native = self._native(target)
+        return BackendInfo(
+            model=info.model_id,
+            fingerprint=info.fingerprint,
+            dimension=info.dimension,
+            prompts=PromptFormat(**info.prompts) if native else self.prompts,
+            max_length=info.max_input_length,
+            base_url=self.base_url,
+            api=self.api,
+        )
+
+    def _count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Token counts with the client's tokenizer; ``None`` without one (no e2rank server endpoint counts)."""
+        items = check_texts(texts)
+        return None if self._tokenizer is None else [len(ids) for ids in self._encode(items)]
 
     def _embed_op(
         self, texts: Sequence[str], input_type: InputType, instruction: str | None = None
@@ -686,6 +709,14 @@ class E2RankClient(_BaseClient):
         """The ``/info`` of an ``e2rank serve``: model, fingerprint, dimension and limits."""
         return self._run(self._info_op())
 
+    def describe(self) -> BackendInfo:
+        """What the server serves (its ``/info``, asked once per client); another engine: what this client knows."""
+        return self._run(self._describe_op())
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Token counts with ``tokenizer=`` (openai mode); ``None`` without one: callers then estimate."""
+        return self._count_tokens(texts)
+
     def close(self) -> None:
         """Close the connections."""
         self._http.close()
@@ -827,6 +858,14 @@ class AsyncE2RankClient(_BaseClient):
     async def info(self) -> dict[str, Any]:
         """The ``/info`` of an ``e2rank serve``: model, fingerprint, dimension and limits."""
         return await self._run(self._info_op())
+
+    async def describe(self) -> BackendInfo:
+        """What the server serves (its ``/info``, asked once per client); another engine: what this client knows."""
+        return await self._run(self._describe_op())
+
+    async def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Token counts with ``tokenizer=`` (openai mode, in a worker thread); ``None`` without one."""
+        return await asyncio.to_thread(self._count_tokens, texts)
 
     async def aclose(self) -> None:
         """Close the connections of the running event loop (those of other loops close when their loop is gone)."""

@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy.typing as npt
 from .errors import E2RankTypeError
 from .prompts import check_query, check_texts
 from .scoring import as_embeddings, check_positive_int, normalize
-from .types import Embeddings, call_async, check_backend, check_sync_backend
+from .types import AsyncBackend, Backend, Embeddings, call_async, check_backend, check_sync_backend, is_async_backend
 
 __all__ = [
     "CUT_MARK",
@@ -164,7 +163,7 @@ def pack_context(
     documents: Sequence[str],
     *,
     max_tokens: int,
-    backend: Any = None,
+    backend: Backend | AsyncBackend | None = None,
     doc_embeddings: npt.ArrayLike | None = None,
     count_tokens: TokenCounter | None = None,
     dedup_threshold: float | None = 0.95,
@@ -246,7 +245,7 @@ async def apack_context(
     documents: Sequence[str],
     *,
     max_tokens: int,
-    backend: Any = None,
+    backend: Backend | AsyncBackend | None = None,
     doc_embeddings: npt.ArrayLike | None = None,
     count_tokens: TokenCounter | None = None,
     dedup_threshold: float | None = 0.95,
@@ -284,12 +283,17 @@ async def apack_context(
     return plan.pack(vectors, query_vector)
 
 
-def _backend_counter(backend: Any) -> TokenCounter | None:
-    """The backend's own token count (``E2RankModel.count_tokens``), where it has a sync one."""
-    count = getattr(backend, "count_tokens", None)
-    if not callable(count) or inspect.iscoroutinefunction(count):
+def _backend_counter(backend: Backend | AsyncBackend | None) -> TokenCounter | None:
+    """The backend's own token count where it is sync; :func:`estimate_tokens` where ``count_tokens`` says None."""
+    if backend is None or is_async_backend(backend):  # the plan counts synchronously: an async one estimates
         return None
-    return lambda text: int(count([text])[0])
+    count = check_sync_backend(backend, "apack_context").count_tokens
+
+    def counter(text: str) -> int:
+        counts = count([text])  # None: a client without a tokenizer
+        return estimate_tokens(text) if counts is None else int(counts[0])
+
+    return counter
 
 
 def _aligned(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:

@@ -41,7 +41,7 @@ from .errors import E2RankIndexError
 from .model import DEFAULT_MODEL
 from .prompts import titled
 from .scoring import check_positive_int
-from .types import Embeddings, check_backend
+from .types import Backend, Embeddings, check_sync_backend
 
 __all__ = [
     "ChromaStore",
@@ -489,36 +489,19 @@ class _Job:
         )
 
 
-def backend_identity(backends: Sequence[Any]) -> dict[str, Any]:
+def backend_identity(backends: Sequence[Backend]) -> dict[str, Any]:
     """The model the backends embed with (name, fingerprint, dimension); several servers must serve the same one."""
-    identities = []
-    for backend in backends:
-        if callable(getattr(backend, "info", None)):  # an E2RankClient: the server says what it serves
-            info = backend.info()
-            identities.append(
-                {
-                    "model": info.get("model_id"),
-                    "fingerprint": info.get("fingerprint"),
-                    "dimension": info.get("dimension"),
-                }
-            )
-        else:
-            identities.append(
-                {
-                    "model": getattr(backend, "name_or_path", type(backend).__name__),
-                    "fingerprint": getattr(backend, "fingerprint", None),
-                    "dimension": getattr(backend, "dimension", None),
-                }
-            )
+    infos = [backend.describe() for backend in backends]  # an E2RankClient asks its server (once)
+    identities = [{"model": i.model, "fingerprint": i.fingerprint, "dimension": i.dimension} for i in infos]
     fingerprints = {i["fingerprint"] for i in identities}
     if len(fingerprints) > 1:
-        urls = [getattr(b, "base_url", repr(b)) for b in backends]
+        urls = [i.base_url or repr(b) for i, b in zip(infos, backends)]
         served = ", ".join(f"{u}: {i['model']} ({i['fingerprint']})" for u, i in zip(urls, identities))
         raise E2RankIndexError(f"the servers do not serve the same model (or settings): {served}")
     return identities[0]
 
 
-def _token_counter(backends: Sequence[Any]) -> Callable[[], int]:
+def _token_counter(backends: Sequence[Backend]) -> Callable[[], int]:
     """Tokens the backends have embedded so far (their ``stats()``), for tokens/s."""
 
     def count() -> int:
@@ -536,7 +519,7 @@ def _token_counter(backends: Sequence[Any]) -> Callable[[], int]:
 def index_corpus(
     input_path: str | os.PathLike[str],
     store: ParquetStore | ChromaStore,
-    backend: Any,
+    backend: Backend | Sequence[Backend],
     *,
     fields: InputFields | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -568,7 +551,8 @@ def index_corpus(
         >>> index_corpus("corpus.jsonl", ParquetStore("vectors.parquet"), model).indexed  # doctest: +SKIP
         5000
     """
-    backends = [check_backend(b) for b in (backend if isinstance(backend, (list, tuple)) else [backend])]
+    given = backend if isinstance(backend, (list, tuple)) else [backend]
+    backends = [check_sync_backend(b, "E2RankClient") for b in given]
     if not backends:
         raise ValueError("index_corpus needs at least one backend")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -928,7 +912,7 @@ def _clients(urls: Sequence[str], timeout: float) -> list[Any]:
     return [client_module.E2RankClient(url, api_key=api_key, timeout=timeout) for url in urls]
 
 
-def _open_store(settings: IndexSettings, backend: Callable[[], Any]) -> ParquetStore | ChromaStore:
+def _open_store(settings: IndexSettings, backend: Callable[[], Backend]) -> ParquetStore | ChromaStore:
     """The output the settings name; ``backend`` gives the model object Chroma's stored configuration describes."""
     if settings.collection is None:  # IndexSettings holds exactly one of output and collection
         return ParquetStore(str(settings.output))

@@ -47,11 +47,11 @@ from pydantic import (  # noqa: E402
 from .context import PackedContext, apack_context, cite, pack_context  # noqa: E402
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query, check_texts  # noqa: E402
 from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, select  # noqa: E402
-from .types import RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
+from .types import AsyncBackend, Backend, RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
 
 __all__ = ["E2RankEmbeddings", "E2RankRerank", "E2RankRetriever", "create_e2rank_tool"]
 
-_BackendField = Annotated[Any, BeforeValidator(check_backend)]
+_BackendField = Annotated[Backend | AsyncBackend, BeforeValidator(check_backend)]
 """A Backend or AsyncBackend; anything else is refused with a TypeError naming the missing methods."""
 
 _CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, use_attribute_docstrings=True)
@@ -367,7 +367,7 @@ class E2RankRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, top_n: int | None = None
     ) -> list[Document]:
         reranker = self._reranker(query, top_n)
-        check_sync_backend(self.backend, "ainvoke")  # before the search, which would fail less clearly
+        backend = check_sync_backend(self.backend, "ainvoke")  # before the search, which would fail less clearly
         if self.vectorstore is not None:
             candidates = self.vectorstore.similarity_search(query, k=self.k, **self.search_kwargs)
         else:
@@ -375,9 +375,9 @@ class E2RankRetriever(BaseRetriever):
         stored = self._stored_embeddings(candidates)
         if stored is not None or self._warned:
             return reranker._rerank(candidates, query, "ainvoke", stored)
-        before = self.backend.stats()["texts_embedded"]
+        before = backend.stats()["texts_embedded"]
         out = reranker._rerank(candidates, query, "ainvoke")
-        self._warn_reembedded(self.backend.stats()["texts_embedded"] - before, len(candidates))
+        self._warn_reembedded(backend.stats()["texts_embedded"] - before, len(candidates))
         return out
 
     async def _aget_relevant_documents(

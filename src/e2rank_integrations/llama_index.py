@@ -15,7 +15,16 @@ from ._optional import require
 from .context import PackedContext, apack_context, cite, pack_context
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query
 from .scoring import check_optional_positive_int, check_positive_int, check_top_n, fill_embeddings, missing_rows
-from .types import Embeddings, RankResult, backend_name, call_async, check_backend, check_sync_backend
+from .types import (
+    AsyncBackend,
+    Backend,
+    Embeddings,
+    RankResult,
+    backend_name,
+    call_async,
+    check_backend,
+    check_sync_backend,
+)
 
 # Imported through `require`, so that a missing extra names the pip command that installs it.
 _instrumentation = require("llama_index.core.instrumentation", extra="llama-index")
@@ -59,7 +68,9 @@ class E2RankEmbedding(BaseEmbedding):
         ... )  # doctest: +SKIP
     """
 
-    backend: Any = Field(exclude=True, description="The Backend that embeds: E2RankModel or a remote client.")
+    backend: Backend | AsyncBackend = Field(
+        exclude=True, description="The Backend that embeds: E2RankModel or a remote client."
+    )
     instruction: str | None = Field(
         default=None, description="Task description for queries; None uses the backend's default."
     )
@@ -67,9 +78,9 @@ class E2RankEmbedding(BaseEmbedding):
     # round trips to a remote backend.
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Most texts sent to the backend per call.")
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
-    def _check_backend(cls, backend: Any) -> Any:
+    def _check_backend(cls, backend: object) -> Backend | AsyncBackend:
         return check_backend(backend)
 
     @model_validator(mode="before")
@@ -101,7 +112,7 @@ class E2RankEmbedding(BaseEmbedding):
         model = E2RankModel.from_pretrained(name_or_path, **model_kwargs)
         return cls(backend=model, instruction=instruction, embed_batch_size=embed_batch_size)
 
-    def _sync(self) -> Any:
+    def _sync(self) -> Backend:
         return check_sync_backend(self.backend, _ASYNC_EMBED_API)
 
     def _get_query_embedding(self, query: str) -> Embedding:
@@ -151,7 +162,9 @@ class E2RankRerank(BaseNodePostprocessor):
         ... )
     """
 
-    backend: Any = Field(exclude=True, description="The Backend that reranks: E2RankModel or a remote client.")
+    backend: Backend | AsyncBackend = Field(
+        exclude=True, description="The Backend that reranks: E2RankModel or a remote client."
+    )
     top_n: int | None = Field(default=3, description="How many nodes to keep, best first; None keeps all.")
     num_prompt_docs: int = Field(default=20, description="How many leading nodes go into the listwise prompt.")
     max_prompt_tokens: int | None = Field(
@@ -171,9 +184,9 @@ class E2RankRerank(BaseNodePostprocessor):
         "another embedding model.",
     )
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
-    def _check_backend(cls, backend: Any) -> Any:
+    def _check_backend(cls, backend: object) -> Backend | AsyncBackend:
         return check_backend(backend)
 
     @field_validator("top_n", mode="before")
@@ -315,7 +328,7 @@ _NO_RESULTS = "No passages found for this query. Try other words or a broader qu
 
 def e2rank_retriever_tool(
     index_or_retriever: BaseIndex[Any] | BaseRetriever,
-    backend: Any,
+    backend: Backend | AsyncBackend,
     *,
     k: int | None = None,
     top_n: int = 5,
@@ -392,7 +405,7 @@ class _E2RankRetrieverTool(RetrieverTool):
         metadata: ToolMetadata,
         node_postprocessors: list[BaseNodePostprocessor],
         *,
-        backend: Any,
+        backend: Backend | AsyncBackend,
         max_tokens: int | None,
         source_key: str,
     ) -> None:
@@ -403,11 +416,11 @@ class _E2RankRetrieverTool(RetrieverTool):
 
     def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
         query = _tool_query(args, kwargs)
-        check_sync_backend(self._backend, "acall (as agents do)")
+        backend = check_sync_backend(self._backend, "acall (as agents do)")
         nodes = self._apply_node_postprocessors(self.retriever.retrieve(query), QueryBundle(query))
         if self._max_tokens is None or not nodes:
             return self._output(query, nodes, None)
-        vectors = _stored(nodes) or self._backend.embed_documents(_embed_texts(nodes))
+        vectors = _stored(nodes) or backend.embed_documents(_embed_texts(nodes))
         packed = pack_context(query, _llm_texts(nodes), **self._pack_options(nodes, vectors))
         return self._output(query, nodes, packed)
 

@@ -248,7 +248,7 @@ class E2RankTools:
         collection = client.get_collection(name) if name in names else None
         stored = collection.configuration_json.get("embedding_function") if collection is not None else None
         stored_config = stored.get("config") if stored and stored.get("name") == "e2rank" else None
-        local = {"device": settings.device, "cache": settings.cache}
+        local: dict[str, Any] = {"device": settings.device, "cache": settings.cache}
         local.update({k: v for k, v in (("dtype", settings.dtype), ("quantize", settings.quantize)) if v is not None})
         if settings.model is not None:
             logger.info("loading %s", settings.model)
@@ -270,9 +270,8 @@ class E2RankTools:
                 f"collection {name!r} was not created with E2RankEmbeddingFunction, so it does not name its model: "
                 "give the model that embedded it with --model (or --server-url)"
             )
-        backend = function.backend
-        info = backend.info() if callable(getattr(backend, "info", None)) else None  # a server: one request
-        dimension = int(info["dimension"]) if info is not None else int(backend.dimension)
+        dimension = function.backend.describe().dimension  # a server: one request
+        assert dimension is not None  # the function's backend is a model or an e2rank server's client: both say it
         config = function.get_config()
         ready = _Ready(
             client=client,

@@ -24,7 +24,7 @@ from .loading import default_device, resolve_model
 from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fit_prompt
 from .registry import shared_model
 from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, listwise_rank
-from .types import Embeddings, RankResult
+from .types import BackendInfo, Embeddings, RankResult
 
 if TYPE_CHECKING:
     import torch
@@ -472,6 +472,16 @@ class E2RankModel:
             out["embed_seconds"] = round(self._embed_seconds, 6)
         out["cache_entries"] = len(self.cache) if self.cache is not None else 0
         return out
+
+    def describe(self) -> BackendInfo:
+        """What this model serves: its ``name_or_path``, fingerprint, dimension, prompts and ``max_length``."""
+        return BackendInfo(
+            model=self.name_or_path,
+            fingerprint=self.fingerprint,
+            dimension=self.dimension,
+            prompts=self.prompts,
+            max_length=self.max_length,
+        )
 
     def reset_stats(self) -> None:
         """Set every counter back to zero (the cache keeps its entries)."""

@@ -6,14 +6,18 @@ import asyncio
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, cast, overload, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from .errors import E2RankTypeError
+from .prompts import PromptFormat
+
 __all__ = [
     "AsyncBackend",
     "Backend",
+    "BackendInfo",
     "Embeddings",
     "RankResult",
     "backend_name",
@@ -40,9 +44,41 @@ class RankResult:
     score: float
 
 
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """What a backend serves, as :meth:`Backend.describe` says it.
+
+    Attributes:
+        model: The model's name or path (a hub id, a local directory, or the name a server gives it).
+        fingerprint: The identity of the weights and encoding settings: vectors of two backends with equal
+            fingerprints are comparable (``None`` where the backend cannot say).
+        dimension: The length of every embedding (``None`` where unknown).
+        prompts: The query, document and listwise prompt strings the backend embeds with (``None`` where unknown).
+        max_length: The longest input in tokens; longer ones are cut (``None`` where unknown).
+        base_url: A remote backend's server (``None`` for one in this process).
+        api: How a remote backend speaks to its server: ``"e2rank"`` (an ``e2rank serve``, which formats texts
+            itself: results equal the model's) or ``"openai"`` (the client formats texts for another engine);
+            ``None`` for one in this process.
+    """
+
+    model: str
+    fingerprint: str | None = None
+    dimension: int | None = None
+    prompts: PromptFormat | None = None
+    max_length: int | None = None
+    base_url: str | None = None
+    api: Literal["e2rank", "openai"] | None = None
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """What the adapters need from a model: a local ``E2RankModel`` or a remote ``E2RankClient``."""
+    """What the adapters, indexing and MCP need from a model: a local ``E2RankModel``, an ``E2RankClient``, or yours.
+
+    A class of your own needs all seven methods: :func:`check_backend` refuses one that lacks any with an
+    ``E2RankTypeError`` naming them. ``describe`` may fill :attr:`BackendInfo.model` alone (the rest default to
+    ``None``: unknown); ``count_tokens`` may answer ``None`` where no tokenizer is at hand (token budgets then use
+    an estimate).
+    """
 
     def embed_queries(self, texts: Sequence[str], *, instruction: str | None = None) -> Embeddings:
         """Embed search queries, each wrapped in the retrieval instruction."""
@@ -77,6 +113,17 @@ class Backend(Protocol):
 
     def stats(self) -> dict[str, Any]:
         """Counters: at least ``texts_embedded`` and ``cache_hits``."""
+        ...
+
+    def describe(self) -> BackendInfo:
+        """What the backend serves: model, fingerprint, dimension, prompts (a remote one asks its server once)."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Token counts of ``texts`` as given (no prompt, before truncation), by the model's tokenizer.
+
+        ``None`` where the backend has no tokenizer at hand (a remote client without one): callers then estimate.
+        """
         ...
 
 
@@ -119,8 +166,18 @@ class AsyncBackend(Protocol):
         """Counters: at least ``texts_embedded`` and ``cache_hits``."""
         ...
 
+    async def describe(self) -> BackendInfo:
+        """What the backend serves: model, fingerprint, dimension, prompts (a remote one asks its server once)."""
+        ...
 
-_BACKEND_METHODS = ("embed_queries", "embed_documents", "embed_prompt", "rerank", "stats")
+    async def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        """Token counts of ``texts`` as given (no prompt, before truncation); ``None`` without a tokenizer at hand."""
+        ...
+
+
+_BACKEND_METHODS = ("embed_queries", "embed_documents", "embed_prompt", "rerank", "stats", "describe", "count_tokens")
+AnyBackend = Backend | AsyncBackend
+_B = TypeVar("_B", Backend, AsyncBackend)
 
 
 def is_async_backend(backend: object) -> bool:
@@ -128,15 +185,23 @@ def is_async_backend(backend: object) -> bool:
     return inspect.iscoroutinefunction(getattr(backend, "rerank", None))
 
 
-def check_backend(backend: object) -> Any:
-    """Return ``backend`` if it has the Backend methods, else raise a ``TypeError`` naming what is missing."""
+@overload
+def check_backend(backend: _B) -> _B: ...
+
+
+@overload
+def check_backend(backend: object) -> Backend | AsyncBackend: ...
+
+
+def check_backend(backend: object) -> Backend | AsyncBackend:
+    """Return ``backend`` if it has the Backend methods, else raise an ``E2RankTypeError`` naming what is missing."""
     missing = [name for name in _BACKEND_METHODS if not callable(getattr(backend, name, None))]
     if missing:
-        raise TypeError(
+        raise E2RankTypeError(
             f"backend must be an E2RankModel, an E2RankClient or another Backend; {type(backend).__name__} "
             f"has no {', '.join(missing)}"
         )
-    return backend
+    return cast(AnyBackend, backend)
 
 
 def check_sync_backend(backend: object, async_api: str) -> Backend:
@@ -154,7 +219,7 @@ def check_sync_backend(backend: object, async_api: str) -> Backend:
     return cast(Backend, check_backend(backend))
 
 
-async def call_async(backend: object, method: str, *args: Any, **kwargs: Any) -> Any:
+async def call_async(backend: Backend | AsyncBackend, method: str, *args: Any, **kwargs: Any) -> Any:
     """Await ``backend.<method>(*args, **kwargs)``: directly on an async backend, in a worker thread otherwise.
 
     A local model computes for seconds; running it in a thread keeps the caller's event loop responsive.
@@ -166,6 +231,7 @@ async def call_async(backend: object, method: str, *args: Any, **kwargs: Any) ->
 
 
 def backend_name(backend: object) -> str:
-    """The model a backend serves, for logs and framework metadata: its ``name_or_path``, else its type name."""
-    name = getattr(backend, "name_or_path", None)
-    return str(name) if name else type(backend).__name__
+    """The model a backend serves, for logs and framework metadata: ``describe().model``; an async one's type name."""
+    if is_async_backend(check_backend(backend)):  # describe() is a coroutine there: a name needs no event loop
+        return type(backend).__name__
+    return cast(Backend, backend).describe().model or type(backend).__name__

@@ -65,6 +65,42 @@ def test_client_equals_the_model(server, tiny_model):
         assert client.info()["fingerprint"] == tiny_model.fingerprint
 
 
+def test_client_describes_the_served_model_as_the_model_describes_itself(server, tiny_model, tiny_path):
+    served = tiny_model.describe()
+    assert (served.model, served.fingerprint, served.dimension) == (
+        tiny_model.name_or_path,
+        tiny_model.fingerprint,
+        tiny_model.dimension,
+    )
+    assert (served.prompts, served.max_length, served.base_url, served.api) == (
+        tiny_model.prompts,
+        tiny_model.max_length,
+        None,
+        None,
+    )
+    with E2RankClient(server.url) as client:
+        info = client.describe()
+        assert (info.model, info.fingerprint, info.dimension) == (served.model, served.fingerprint, served.dimension)
+        assert (info.prompts, info.max_length, info.base_url, info.api) == (
+            served.prompts,
+            served.max_length,
+            server.url,
+            "e2rank",
+        )
+        assert client.count_tokens(DOCS[:2]) is None  # an e2rank server counts no tokens for its clients
+    texts = ["Search Query: héllo 北京", *DOCS[:3]]
+    with E2RankClient(server.url, api="openai", tokenizer=tiny_path) as counting:
+        assert counting.count_tokens(texts) == tiny_model.count_tokens(texts)
+        assert counting.describe().api == "openai"
+
+    async def run():
+        async with AsyncE2RankClient(server.url, api="openai", tokenizer=tiny_path) as client:
+            return await client.describe(), await client.count_tokens(texts)
+
+    info, counts = asyncio.run(run())
+    assert (info.fingerprint, counts) == (served.fingerprint, tiny_model.count_tokens(texts))
+
+
 def test_async_client_equals_the_model(server, tiny_model):
     async def run():
         async with AsyncE2RankClient(server.url) as client:

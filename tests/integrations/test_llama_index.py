@@ -67,6 +67,12 @@ class RecordingModel:
     def stats(self):
         return self.model.stats()
 
+    def describe(self):
+        return self.model.describe()
+
+    def count_tokens(self, texts):
+        return self.model.count_tokens(texts)
+
 
 class Collect(BaseEventHandler):
     """A LlamaIndex instrumentation event handler that keeps the rerank events."""

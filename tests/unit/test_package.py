@@ -11,6 +11,7 @@ def test_public_names():
     assert sorted(e2rank_integrations.__all__) == [
         "AsyncBackend",
         "Backend",
+        "BackendInfo",
         "E2RankAPIError",
         "E2RankCompatibilityError",
         "E2RankConnectionError",

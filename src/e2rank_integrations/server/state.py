@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Literal, TypeAlias, cast
+from typing import Literal, TypeAlias
 
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,7 @@ __all__ = ["ModelSource", "ServerState"]
 logger = logging.getLogger("e2rank_integrations.server")
 
 ModelSource: TypeAlias = "ServableModel | Callable[[], ServableModel]"
-"""A loaded model, or a function that loads one (the server answers 503 until it returns)."""
+"""A loaded model, or a function that loads one (the server answers 503 until it returns); a model is not callable."""
 
 Status = Literal["loading", "ok", "draining", "failed"]
 
@@ -61,7 +61,7 @@ class ServerState:
     async def start(self) -> None:
         """Start the batcher, then load (if needed) and warm the model: in the background when it must be loaded."""
         self.batcher.start()
-        if hasattr(self._source, "embed_formatted"):  # a model already loaded: ready once startup ends, no 503 race
+        if not callable(self._source):  # a model already loaded: ready once startup ends, no 503 race
             await self._load()
             return
         self._loader = asyncio.get_running_loop().create_task(self._load(), name="e2rank-load")
@@ -69,11 +69,8 @@ class ServerState:
     async def _load(self) -> None:
         source = self._source
         try:
-            # A model has embed_formatted; anything else is a function that loads one (off the event loop).
-            if hasattr(source, "embed_formatted"):
-                model = cast(ServableModel, source)
-            else:
-                model = await run_in_threadpool(source)
+            # A function loads one (off the event loop); a model is no function.
+            model = await run_in_threadpool(source) if callable(source) else source
             self._model = model
             self.engine = Engine(model, self.batcher, self.settings)
             await self.batcher.embed([model.prompts.document("warm up")], tokens=[4])
