@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -26,10 +25,7 @@ from .model import E2RankModel
 from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
 from .registry import REGISTRY, shared_model
 from .scoring import check_optional_positive_int, check_positive_int, check_top_n
-from .types import Backend, Embeddings, check_backend, is_async_backend
-
-if TYPE_CHECKING:
-    from .client import E2RankClient
+from .types import Backend, Embeddings, check_backend, client_types, is_async_backend
 
 require("chromadb", extra="chroma")
 
@@ -455,7 +451,7 @@ def _sync_backend(backend: object) -> Backend:
 def _default_instruction(backend: Backend) -> str:
     if isinstance(backend, E2RankModel):
         return backend.prompts.query_instruction
-    if isinstance(backend, _client_types()):  # its own prompts (openai mode), as before
+    if isinstance(backend, client_types()):  # its own prompts (openai mode), as before
         return backend.prompts.query_instruction
     return DEFAULT_QUERY_INSTRUCTION
 
@@ -475,7 +471,7 @@ def _describe(backend: Backend, server_url: str | None, api_key_env: str | None)
         source["max_length"] = backend.max_length
         source["prompts"] = None if backend.prompts == PromptFormat() else backend.prompts.to_dict()
         return source
-    client = backend if isinstance(backend, _client_types()) else None
+    client = backend if isinstance(backend, client_types()) else None
     url = server_url if server_url is not None else (client.base_url if client is not None else None)
     # A client in api="openai" mode (vLLM, TEI...) formats texts itself; rebuilt from the URL alone it would speak
     # the e2rank protocol to that server. Only e2rank servers are stored.
@@ -484,12 +480,6 @@ def _describe(backend: Backend, server_url: str | None, api_key_env: str | None)
     source["server_url"] = str(url).rstrip("/")
     source["api_key_env"] = api_key_env
     return source
-
-
-def _client_types() -> tuple[type[E2RankClient], ...]:
-    """``(E2RankClient,)`` once the client module is imported (no instance exists before), else ``()``."""
-    module = sys.modules.get(f"{__package__}.client")
-    return () if module is None else (module.E2RankClient,)
 
 
 def _source_key(source: Mapping[str, Any]) -> str:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, cast, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, overload, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import E2RankTypeError
 from .prompts import PromptFormat
+
+if TYPE_CHECKING:
+    from .client import AsyncE2RankClient, E2RankClient
 
 __all__ = [
     "AsyncBackend",
@@ -231,7 +235,16 @@ async def call_async(backend: Backend | AsyncBackend, method: str, *args: Any, *
 
 
 def backend_name(backend: object) -> str:
-    """The model a backend serves, for logs and framework metadata: ``describe().model``; an async one's type name."""
-    if is_async_backend(check_backend(backend)):  # describe() is a coroutine there: a name needs no event loop
+    """The model a backend serves, for logs and framework metadata: ``describe().model``; a client's type name.
+
+    A client is named by its type: its ``describe()`` is a request, and adapters are built before servers are up.
+    """
+    if is_async_backend(check_backend(backend)) or isinstance(backend, client_types()):
         return type(backend).__name__
     return cast(Backend, backend).describe().model or type(backend).__name__
+
+
+def client_types() -> tuple[type[E2RankClient], type[AsyncE2RankClient]] | tuple[()]:
+    """``(E2RankClient, AsyncE2RankClient)`` once their module is imported (no instance exists before), else ``()``."""
+    module = sys.modules.get(f"{__package__}.client")
+    return () if module is None else (module.E2RankClient, module.AsyncE2RankClient)
