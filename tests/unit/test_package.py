@@ -104,3 +104,18 @@ def test_model_without_torch_names_the_extra():
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         e2rank_integrations.Nope  # noqa: B018
+
+
+def test_loading_a_model_does_not_import_the_checkpoint_generator():
+    # checkpoints (the random-weight generator) is imported only when "tiny-random" is asked for.
+    result = run_python(
+        """
+        import sys
+        import e2rank_integrations.cli, e2rank_integrations.loading, e2rank_integrations.model
+        print("e2rank_integrations.checkpoints" in sys.modules)
+        from e2rank_integrations import checkpoints, loading
+        print(checkpoints.TINY_RANDOM is loading.TINY_RANDOM == "tiny-random")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]

@@ -8,8 +8,8 @@ import os
 import textwrap
 from typing import Any
 
-from ..checkpoints import TINY_RANDOM
 from ..errors import E2RankModelNotFoundError
+from ..loading import TINY_RANDOM
 
 DEFAULT_MODEL_HELP = "$E2RANK_MODEL, else Alibaba-NLP/E2Rank-0.6B"
 

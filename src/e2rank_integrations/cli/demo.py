@@ -11,9 +11,9 @@ import time
 from typing import Any, TextIO
 
 from .._optional import check_extras, require
-from ..checkpoints import TINY_RANDOM
 from ..corpus import builtin_corpus
 from ..errors import E2RankHubUnreachableError
+from ..loading import TINY_RANDOM
 from ._common import DEFAULT_MODEL_HELP, CLIError, command, epilog, load_model, model_options
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
