@@ -932,12 +932,8 @@ def _open_store(settings: IndexSettings, backend: Callable[[], Any]) -> ParquetS
     """The output the settings name; ``backend`` gives the model object Chroma's stored configuration describes."""
     if settings.collection is None:  # IndexSettings holds exactly one of output and collection
         return ParquetStore(str(settings.output))
-    chromadb = require("chromadb", extra="chroma")
     chroma = require("e2rank_integrations.chroma", extra="chroma")
-    if settings.chroma_host:
-        client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
-    else:
-        client = chromadb.PersistentClient(path=settings.chroma_dir)
+    client = chroma.open_client(settings.chroma_dir, host=settings.chroma_host, port=settings.chroma_port)
     api_key_env = "E2RANK_API_KEY" if settings.server_urls and os.environ.get("E2RANK_API_KEY") else None
     function = chroma.E2RankEmbeddingFunction(backend(), api_key_env=api_key_env)
     return ChromaStore(client, settings.collection, function)
