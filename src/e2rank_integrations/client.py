@@ -71,6 +71,7 @@ from .scoring import (
     listwise_steps,
     normalize,
 )
+from .settings import API_KEY_ENV
 from .types import Embeddings, RankResult
 
 httpx = require("httpx", extra="client")
@@ -100,7 +101,6 @@ __all__ = [
 logger = logging.getLogger("e2rank_integrations.client")
 
 T = TypeVar("T")
-API_KEY_ENV = "E2RANK_API_KEY"
 _RETRY_STATUSES = frozenset({429, 503})
 _MAX_BACKOFF = 5.0  # seconds: without a Retry-After, a client still tries every few seconds until its budget ends
 # A server that cannot be reached is retried this long at most (a restart), so that a wrong URL fails fast.
