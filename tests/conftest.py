@@ -14,6 +14,20 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# The `model` marker (needs torch and transformers): every test under these folders and every one that uses a
+# generated checkpoint through these fixtures (directly or through another fixture, such as the servers').
+_MODEL_FOLDERS = ("model", "interop")
+_MODEL_FIXTURES = {"tiny_path", "other_tiny_path", "tiny_model", "fresh_model", "tiny_cache_dir"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    folders = [Path(__file__).parent / name for name in _MODEL_FOLDERS]
+    for item in items:
+        in_folder = any(folder in item.path.parents for folder in folders)
+        if in_folder or _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
 @pytest.fixture(scope="session")
 def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random E2Rank-shaped checkpoint (seed 0)."""

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import require
+from .loading import TINY_RANDOM
 
 __all__ = [
     "SHAPES",
@@ -32,9 +33,6 @@ __all__ = [
     "make_random_checkpoint",
     "tiny_random_checkpoint",
 ]
-
-TINY_RANDOM = "tiny-random"
-"""The model name that stands for a generated tiny checkpoint (``e2rank demo --model tiny-random``)."""
 
 SHAPES: dict[str, dict[str, int]] = {
     "tiny": {

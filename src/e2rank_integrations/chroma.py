@@ -21,6 +21,7 @@ from typing import Any, cast
 import numpy as np
 
 from ._optional import require
+from .errors import E2RankValueError
 from .model import E2RankModel
 from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
 from .registry import REGISTRY, shared_model
@@ -33,7 +34,14 @@ from chromadb.api.types import Documents, EmbeddingFunction, Space  # noqa: E402
 from chromadb.api.types import Embeddings as ChromaEmbeddings  # noqa: E402
 from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
 
-__all__ = ["ChromaHit", "E2RankChromaRetriever", "E2RankEmbeddingFunction", "check_collection", "rerank_query_result"]
+__all__ = [
+    "ChromaHit",
+    "E2RankChromaRetriever",
+    "E2RankEmbeddingFunction",
+    "check_collection",
+    "open_client",
+    "rerank_query_result",
+]
 
 # What a stored configuration holds. The source keys say which model embedded the collection's vectors.
 _SOURCE_KEYS = ("model_name_or_path", "max_length", "prompts", "server_url", "api_key_env")
@@ -224,6 +232,23 @@ def check_collection(collection: Any, function: E2RankEmbeddingFunction) -> None
             f"(its function: {stored.get('name')!r}); index into another collection"
         )
     function.validate_config_update(stored.get("config") or {}, function.get_config())
+
+
+def open_client(path: str | None = None, *, host: str | None = None, port: int = 8000) -> Any:
+    """A Chroma client: ``HttpClient(host, port)`` when ``host`` is given, else ``PersistentClient(path)``.
+
+    The one place the package opens Chroma (the MCP server, ``e2rank index``, ``e2rank demo``).
+
+    Raises:
+        E2RankValueError: Neither ``path`` nor ``host``.
+    """
+    import chromadb
+
+    if host:
+        return chromadb.HttpClient(host=host, port=port)
+    if path is None:
+        raise E2RankValueError("give `path` (an embedded Chroma database) or `host` (a Chroma server)")
+    return chromadb.PersistentClient(path=path)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ from .scoring import (
     listwise_steps,
     normalize,
 )
+from .settings import API_KEY_ENV
 from .types import BackendInfo, Embeddings, RankResult
 
 httpx = require("httpx", extra="client")
@@ -101,7 +102,6 @@ __all__ = [
 logger = logging.getLogger("e2rank_integrations.client")
 
 T = TypeVar("T")
-API_KEY_ENV = "E2RANK_API_KEY"
 _RETRY_STATUSES = frozenset({429, 503})
 _MAX_BACKOFF = 5.0  # seconds: without a Retry-After, a client still tries every few seconds until its budget ends
 # A server that cannot be reached is retried this long at most (a restart), so that a wrong URL fails fast.
@@ -215,6 +215,7 @@ class _BaseClient:
         self._tokenizer = _load_tokenizer(tokenizer) if tokenizer is not None else None
         self._cache = make_cache(cache) if api == "openai" else None
         self._counters = {"texts_embedded": 0, "cache_hits": 0}
+        self._counters_lock = threading.Lock()  # a sync client serves several threads (LangChain runs tools in some)
         self._lock = threading.Lock()  # guards the warnings given (and the async client's finding)
         self._target_lock = threading.Lock()  # held by the sync client's thread that finds the target
         self._target: _Target | None = None
@@ -470,7 +471,8 @@ class _BaseClient:
     def _stats_op(self) -> Operation[dict[str, Any]]:
         target: _Target = yield _VERIFY
         if not self._native(target):
-            out: dict[str, Any] = dict(self._counters)
+            with self._counters_lock:
+                out: dict[str, Any] = dict(self._counters)
             out["cache_entries"] = (yield _Work(len, (self._cache,))) if self._cache is not None else 0
             return out
         stats: dict[str, Any] = yield _Call("GET", self._root + "/stats")
@@ -524,8 +526,9 @@ class _BaseClient:
             computed.update({cache_key(scope, t): v for t, v in zip(chunk, vectors)})
         if computed and self._cache is not None:
             yield _Work(self._cache.put_many, (computed,))
-        self._counters["texts_embedded"] += len(todo)
-        self._counters["cache_hits"] += sum(1 for k in keys if k in hits)
+        with self._counters_lock:
+            self._counters["texts_embedded"] += len(todo)
+            self._counters["cache_hits"] += sum(1 for k in keys if k in hits)
         rows = [hits[k] if k in hits else computed[k] for k in keys]
         return np.asarray(rows, dtype=np.float32).reshape(len(formatted), -1)
 

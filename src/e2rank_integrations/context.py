@@ -94,6 +94,26 @@ def cite(passages: Sequence[str], *, sources: Sequence[str | None] | None = None
     return SEPARATOR.join(blocks)
 
 
+NO_RESULTS = "No passages found for this query. Try other words or a broader query."
+"""What the adapters' search tools return when the retriever found nothing."""
+
+
+def tool_description(limit: int, *, query_argument: str, more: str = "", max_tokens: int | None = None) -> str:
+    """What the adapters' search tools tell the model by default: what they return, how to cite it, their arguments.
+
+    ``query_argument`` names the query's argument and ``more`` describes the others; ``max_tokens`` adds the budget.
+    """
+    text = (
+        f"Search the knowledge base. Returns up to {limit} passages, most relevant first, each numbered [n] with its "
+        f"source in parentheses: cite the passages you use by these numbers. `{query_argument}`: one self-contained "
+        f"question or keyword phrase in natural language (spell out what 'it' or 'that' refers to).{more} If the "
+        "passages do not answer the question, search again with other words."
+    )
+    if max_tokens is None:
+        return text
+    return f"{text} The passages fit in about {max_tokens} tokens; a passage cut to fit ends with [...]."
+
+
 def _block(citation: int, source: str | None, passage: str) -> str:
     """One cited passage: ``[citation] (source) passage``, where nothing in the passage can pass for a citation.
 

@@ -41,6 +41,7 @@ from .errors import E2RankIndexError
 from .model import DEFAULT_MODEL
 from .prompts import titled
 from .scoring import check_positive_int
+from .settings import API_KEY_ENV
 from .types import Backend, Embeddings, check_sync_backend
 
 __all__ = [
@@ -908,7 +909,7 @@ def run_index(settings: IndexSettings, load_model: Callable[..., Any] | None = N
 
 def _clients(urls: Sequence[str], timeout: float) -> list[Any]:
     client_module = require("e2rank_integrations.client", extra="client")
-    api_key = os.environ.get("E2RANK_API_KEY") or None
+    api_key = os.environ.get(API_KEY_ENV) or None
     return [client_module.E2RankClient(url, api_key=api_key, timeout=timeout) for url in urls]
 
 
@@ -916,12 +917,8 @@ def _open_store(settings: IndexSettings, backend: Callable[[], Backend]) -> Parq
     """The output the settings name; ``backend`` gives the model object Chroma's stored configuration describes."""
     if settings.collection is None:  # IndexSettings holds exactly one of output and collection
         return ParquetStore(str(settings.output))
-    chromadb = require("chromadb", extra="chroma")
     chroma = require("e2rank_integrations.chroma", extra="chroma")
-    if settings.chroma_host:
-        client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
-    else:
-        client = chromadb.PersistentClient(path=settings.chroma_dir)
-    api_key_env = "E2RANK_API_KEY" if settings.server_urls and os.environ.get("E2RANK_API_KEY") else None
+    client = chroma.open_client(settings.chroma_dir, host=settings.chroma_host, port=settings.chroma_port)
+    api_key_env = API_KEY_ENV if settings.server_urls and os.environ.get(API_KEY_ENV) else None
     function = chroma.E2RankEmbeddingFunction(backend(), api_key_env=api_key_env)
     return ChromaStore(client, settings.collection, function)

@@ -44,7 +44,7 @@ from pydantic import (  # noqa: E402
     model_validator,
 )
 
-from .context import PackedContext, apack_context, cite, pack_context  # noqa: E402
+from .context import NO_RESULTS, PackedContext, apack_context, cite, pack_context, tool_description  # noqa: E402
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query, check_texts  # noqa: E402
 from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, select  # noqa: E402
 from .types import AsyncBackend, Backend, RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
@@ -456,15 +456,7 @@ class E2RankRetriever(BaseRetriever):
         return cast(BaseRetriever, self.base_retriever)  # the validator allows nothing else without a vectorstore
 
 
-_TOOL_DESCRIPTION = (
-    "Search the knowledge base. Returns up to {limit} passages, most relevant first, each numbered [n] with its "
-    "source in parentheses: cite the passages you use by these numbers. `query`: one self-contained question or "
-    "keyword phrase in natural language (spell out what 'it' or 'that' refers to). `top_n` (optional, 1 to "
-    "{limit}): ask for fewer passages. If the passages do not answer the question, search again with other words."
-)
-_BUDGET_NOTE = " The passages fit in about {max_tokens} tokens; a passage cut to fit ends with [...]."
 _SCORE_KEY = "relevance_score"  # where E2RankRerank puts the score by default
-_NO_RESULTS = "No passages found for this query. Try other words or a broader query."
 
 
 def create_e2rank_tool(
@@ -525,7 +517,8 @@ def create_e2rank_tool(
             Field(default=None, ge=1, le=limit, description=f"How many passages to return, 1 to {limit}."),
         ),
     )
-    budget_note = "" if max_tokens is None else _BUDGET_NOTE.format(max_tokens=max_tokens)
+    more = f" `top_n` (optional, 1 to {limit}): ask for fewer passages."
+    default = tool_description(limit, query_argument="query", more=more, max_tokens=max_tokens)
 
     def search(query: str, top_n: int | None = None) -> tuple[str, list[Document]]:
         docs = retriever.invoke(query, top_n=top_n)
@@ -545,7 +538,7 @@ def create_e2rank_tool(
         func=search,
         coroutine=asearch,
         name=name,
-        description=description or _TOOL_DESCRIPTION.format(limit=limit) + budget_note,
+        description=description or default,
         args_schema=schema,
         response_format="content_and_artifact",
         handle_validation_error=_argument_error,
@@ -558,7 +551,7 @@ def _sources(docs: Sequence[Document], source_key: str) -> list[str | None]:
 
 def _cited(docs: Sequence[Document], source_key: str) -> str:
     if not docs:
-        return _NO_RESULTS
+        return NO_RESULTS
     return cite([doc.page_content for doc in docs], sources=_sources(docs, source_key))
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._optional import require
-from .context import PackedContext, apack_context, cite, pack_context
+from .context import NO_RESULTS, PackedContext, apack_context, cite, pack_context, tool_description
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query
 from .scoring import check_optional_positive_int, check_positive_int, check_top_n, fill_embeddings, missing_rows
 from .types import (
@@ -316,16 +316,6 @@ def _doc_embeddings(stored: list[Any] | None, computed: Embeddings | None) -> Em
     return fill_embeddings(stored, computed, name="node embeddings") if stored is not None else None
 
 
-_TOOL_DESCRIPTION = (
-    "Searches the knowledge base and returns up to {top_n} passages, the most relevant first, numbered [1], [2], "
-    "... with their source in parentheses; cite what you use by these numbers. Give `input` as one self-contained "
-    "question or keyword phrase (name the subject rather than 'it'). Search again with other words if the "
-    "passages do not answer the question."
-)
-_BUDGET_NOTE = " The passages fit in about {max_tokens} tokens; one cut to fit ends with [...]."
-_NO_RESULTS = "No passages found for this query. Try other words or a broader query."
-
-
 def e2rank_retriever_tool(
     index_or_retriever: BaseIndex[Any] | BaseRetriever,
     backend: Backend | AsyncBackend,
@@ -389,8 +379,8 @@ def e2rank_retriever_tool(
         num_prompt_docs=num_prompt_docs,
         max_prompt_tokens=max_prompt_tokens,
     )
-    budget_note = "" if max_tokens is None else _BUDGET_NOTE.format(max_tokens=max_tokens)
-    metadata = ToolMetadata(name=name, description=description or _TOOL_DESCRIPTION.format(top_n=top_n) + budget_note)
+    default = tool_description(top_n, query_argument="input", max_tokens=max_tokens)
+    metadata = ToolMetadata(name=name, description=description or default)
     return _E2RankRetrieverTool(
         retriever, metadata, [reranker], backend=backend, max_tokens=max_tokens, source_key=source_key
     )
@@ -453,7 +443,7 @@ class _E2RankRetrieverTool(RetrieverTool):
             content = packed.content
             cited = [nodes[item.index] for item in packed.items]
         else:
-            content = cite(_llm_texts(nodes), sources=self._sources(nodes)) if nodes else _NO_RESULTS
+            content = cite(_llm_texts(nodes), sources=self._sources(nodes)) if nodes else NO_RESULTS
             cited = nodes
         return ToolOutput(
             content=content, tool_name=self.metadata.get_name(), raw_input={"input": query}, raw_output=cited

@@ -29,10 +29,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import TINY_RANDOM, tiny_random_checkpoint
 from .errors import E2RankHubUnreachableError, E2RankModelNotFoundError
 
 __all__ = ["HUB_TIMEOUT_S", "TINY_RANDOM", "default_device", "hub_unreachable_reason", "in_hub_cache", "resolve_model"]
+
+TINY_RANDOM = "tiny-random"
+"""The model name that stands for a generated tiny checkpoint (``e2rank demo --model tiny-random``)."""
 
 HUB_TIMEOUT_S = 4.0
 """How long the hub may take to answer before it counts as unreachable (DNS lookup included)."""
@@ -64,6 +66,8 @@ def resolve_model(name_or_path: str | os.PathLike[str], hf_kwargs: dict[str, Any
         raise TypeError(f"name_or_path must be a str or a path, got {type(name_or_path).__name__}")
     name = os.fspath(name_or_path)
     if name == TINY_RANDOM and isinstance(name_or_path, str):
+        from .checkpoints import tiny_random_checkpoint  # the generator (387 lines) only when it is asked for
+
         return str(tiny_random_checkpoint()), hf_kwargs
     path = Path(os.path.expanduser(name))
     if path.is_dir():

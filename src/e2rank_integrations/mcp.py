@@ -225,19 +225,18 @@ class E2RankTools:
 
     def _open(self) -> _Ready:
         settings = self.settings
-        chromadb = require("chromadb", extra="chroma")
+        require("chromadb", extra="chroma")
         from chromadb.errors import ChromaError
 
-        from .chroma import E2RankEmbeddingFunction
+        from .chroma import E2RankEmbeddingFunction, open_client
 
         if settings.chroma_dir is not None:
             logger.info("opening Chroma at %s", settings.chroma_dir)
-            client = chromadb.PersistentClient(path=settings.chroma_dir)
             database = settings.chroma_dir
         else:
             logger.info("connecting to Chroma at %s:%d", settings.chroma_host, settings.chroma_port)
-            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
             database = f"the Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+        client = open_client(settings.chroma_dir, host=settings.chroma_host, port=settings.chroma_port)
         names = sorted(str(getattr(c, "name", c)) for c in client.list_collections())
         name = settings.collection
         if name is None:

@@ -118,7 +118,7 @@ def shared_model(name_or_path: str | os.PathLike[str], **kwargs: Any) -> E2RankM
         >>> shared_model("Alibaba-NLP/E2Rank-0.6B", device=None) is model  # doctest: +SKIP
         True
     """
-    from .model import E2RankModel
+    from .model import E2RankModel  # here, not at the top: model imports this module (it re-exports shared_model)
 
     bound = inspect.signature(E2RankModel.from_pretrained).bind(os.fspath(name_or_path), **kwargs)
     bound.apply_defaults()

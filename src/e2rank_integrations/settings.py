@@ -16,7 +16,10 @@ from .loading import looks_like_path
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
 from .scoring import check_positive_int
 
-__all__ = ["MCPSettings", "ServerSettings"]
+__all__ = ["API_KEY_ENV", "MCPSettings", "ServerSettings"]
+
+API_KEY_ENV = "E2RANK_API_KEY"
+"""The environment variable that holds the API key of an ``e2rank serve`` server, for its clients and itself."""
 
 
 @dataclass(frozen=True)

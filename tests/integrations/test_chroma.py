@@ -567,3 +567,13 @@ def test_rerank_through_the_server_sends_the_stored_vectors(keyed_server, key_in
     rerank_query_result(remote, query, without_vectors, num_prompt_docs=4)  # another prompt: not cached yet
     after = remote.stats()
     assert (after["texts_embedded"] - before["texts_embedded"], after["cache_hits"] - before["cache_hits"]) == (1, 8)
+
+
+def test_open_client(tmp_path):
+    from e2rank_integrations.chroma import open_client
+    from e2rank_integrations.errors import E2RankValueError
+
+    open_client(str(tmp_path / "db")).get_or_create_collection("kept").add(ids=["a"], embeddings=[[1.0, 0.0]])
+    assert open_client(str(tmp_path / "db")).get_collection("kept").count() == 1  # the same embedded database
+    with pytest.raises(E2RankValueError, match="give `path`"):
+        open_client()

@@ -27,8 +27,6 @@ from e2rank_integrations import llama_index as adapter
 from e2rank_integrations.llama_index import E2RankEmbedding, E2RankRerank
 from helpers import AsyncModel
 
-pytestmark = pytest.mark.model
-
 QUERY = "Why does the Moon cause tides?"
 
 

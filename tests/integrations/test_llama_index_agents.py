@@ -23,8 +23,6 @@ from e2rank_integrations.llama_index import E2RankEmbedding, E2RankRerank, e2ran
 from e2rank_integrations.prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
 from helpers import AsyncModel
 
-pytestmark = pytest.mark.model
-
 QUERY = "Why does the Moon cause tides?"
 PASSAGES = builtin_corpus()
 

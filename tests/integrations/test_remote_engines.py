@@ -88,6 +88,22 @@ def test_openai_mode_with_prompts_of_its_own_sends_raw_texts(server, tiny_path):
         assert client.stats()["texts_embedded"] > 0  # the client's own counters: it formatted and cached
 
 
+def test_openai_mode_counters_add_up_across_threads(server):
+    """A sync client shared by threads (LangChain runs tools in threads) counts every text it embeds, exactly."""
+    prompts = PromptFormat(query_instruction="Find the passage")  # not the server's: the client's own counters
+
+    def work(client, thread):
+        for i in range(20):
+            client.embed_documents([f"thread {thread} text {i}", f"thread {thread} text {i} again"])
+
+    with E2RankClient(server.url, api="openai", prompts=prompts) as client:
+        for _ in range(2):  # new texts, then the same texts again: all from the cache
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(work, [client] * 8, range(8)))
+        stats = client.stats()
+    assert (stats["texts_embedded"], stats["cache_hits"], stats["cache_entries"]) == (320, 320, 320)
+
+
 def test_async_openai_mode_on_our_server_equals_the_model(server, tiny_model, tokenizer):
     async def run():
         async with AsyncE2RankClient(server.url, api="openai", tokenizer=tokenizer) as client:

@@ -21,7 +21,6 @@ from e2rank_integrations.checkpoints import _FORMAT_VERSION, TINY_RANDOM
 from e2rank_integrations.cli import main
 
 E2RANK = str(Path(sys.executable).parent / "e2rank")
-pytestmark = pytest.mark.model
 
 
 def closed_port() -> str:

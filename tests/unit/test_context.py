@@ -213,3 +213,13 @@ def test_bad_query_and_documents():
 async def test_async_entry_point_gives_the_same_packing():
     options = {"max_tokens": 30, "doc_embeddings": VECTORS, "count_tokens": words, "diversity": 0.4}
     assert await apack_context("q", DOCS, **options) == pack_context("q", DOCS, **options)
+
+
+def test_tool_description():
+    from e2rank_integrations.context import tool_description
+
+    plain = tool_description(7, query_argument="input")
+    assert "up to 7 passages" in plain and "`input`: one self-contained question" in plain and "tokens" not in plain
+    more = tool_description(7, query_argument="query", more=" `top_n` (optional): fewer.", max_tokens=300)
+    assert "refers to). `top_n` (optional): fewer. If the passages" in more
+    assert more.endswith(" The passages fit in about 300 tokens; a passage cut to fit ends with [...].")

@@ -168,3 +168,18 @@ def test_renamed_types_keep_their_old_name_for_one_release(module, old, new, nee
     with pytest.warns(DeprecationWarning, match=f"{module}.{old} is renamed {new}"):
         assert getattr(imported, old) is getattr(imported, new)
     assert old not in imported.__all__
+
+
+def test_loading_a_model_does_not_import_the_checkpoint_generator():
+    # checkpoints (the random-weight generator) is imported only when "tiny-random" is asked for.
+    result = run_python(
+        """
+        import sys
+        import e2rank_integrations.cli, e2rank_integrations.loading, e2rank_integrations.model
+        print("e2rank_integrations.checkpoints" in sys.modules)
+        from e2rank_integrations import checkpoints, loading
+        print(checkpoints.TINY_RANDOM is loading.TINY_RANDOM == "tiny-random")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]

@@ -8,8 +8,9 @@ import os
 import textwrap
 from typing import Any
 
-from ..checkpoints import TINY_RANDOM
 from ..errors import E2RankModelNotFoundError
+from ..loading import TINY_RANDOM
+from ..settings import API_KEY_ENV
 
 DEFAULT_MODEL_HELP = "$E2RANK_MODEL, else Alibaba-NLP/E2Rank-0.6B"
 
@@ -88,7 +89,7 @@ def api_key(given: str | None) -> str | None:
 
     For every command that serves over HTTP (``serve``, ``mcp``).
     """
-    for source, key in (("--api-key", given), ("E2RANK_API_KEY", os.environ.get("E2RANK_API_KEY"))):
+    for source, key in (("--api-key", given), (API_KEY_ENV, os.environ.get(API_KEY_ENV))):
         if key is not None:
             if not key.strip():
                 raise CLIError(

@@ -10,10 +10,10 @@ import tempfile
 import time
 from typing import Any, TextIO
 
-from .._optional import check_extras, require
-from ..checkpoints import TINY_RANDOM
+from .._optional import check_extras
 from ..corpus import builtin_corpus
 from ..errors import E2RankHubUnreachableError
+from ..loading import TINY_RANDOM
 from ._common import DEFAULT_MODEL_HELP, CLIError, command, epilog, load_model, model_options
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
@@ -81,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
     check_extras(["model", "chroma"], "`e2rank demo`")  # before loading a model: a missing extra fails at once
-    chromadb = require("chromadb", extra="chroma")
-    from ..chroma import E2RankEmbeddingFunction, rerank_query_result
+    from ..chroma import E2RankEmbeddingFunction, open_client, rerank_query_result
 
     name, model = load_demo_model(args.model, out, device=args.device, cache=args.cache)
     print(f"model: {name} ({model.device}, {model.dtype}, {model.dimension}-d)", file=out)
@@ -93,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
         directory = args.chroma_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="e2rank-demo-"))
         where = directory if args.chroma_dir else f"{directory} (temporary)"
         function = E2RankEmbeddingFunction(model)
-        collection = chromadb.PersistentClient(path=directory).get_or_create_collection(
-            DEMO_COLLECTION, embedding_function=function
-        )
+        collection = open_client(directory).get_or_create_collection(DEMO_COLLECTION, embedding_function=function)
         _check_demo_collection(collection, function, directory)
 
         corpus = builtin_corpus()

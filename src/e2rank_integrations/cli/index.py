@@ -7,8 +7,8 @@ import dataclasses
 import sys
 from typing import Any
 
-from ..checkpoints import TINY_RANDOM
 from ..indexing import IndexSettings, run_index
+from ..loading import TINY_RANDOM
 from ._common import default_model, defaults, epilog, load_model
 
 

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ..checkpoints import TINY_RANDOM
+from ..loading import TINY_RANDOM
 from ..settings import MCPSettings
 from ._common import api_key, command, defaults, epilog
 
