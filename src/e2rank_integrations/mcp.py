@@ -252,7 +252,7 @@ class E2RankTools:
         local.update({k: v for k, v in (("dtype", settings.dtype), ("quantize", settings.quantize)) if v is not None})
         if settings.model is not None:
             logger.info("loading %s", settings.model)
-            function = E2RankEmbeddingFunction(model_name_or_path=settings.model, **local)
+            function = E2RankEmbeddingFunction(model=settings.model, **local)
         elif settings.server_url is not None:
             function = E2RankEmbeddingFunction(server_url=settings.server_url, api_key_env=settings.api_key_env)
         elif stored_config is not None:
