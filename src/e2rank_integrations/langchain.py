@@ -87,7 +87,8 @@ class E2RankEmbeddings(BaseModel, Embeddings):
     """The model: a local ``E2RankModel``, an ``E2RankClient`` or ``AsyncE2RankClient``, or any Backend."""
 
     instruction: str | None = None
-    """Task description for queries; ``None`` keeps the backend's own default (the authors' web search one)."""
+    """Task description for queries; ``None`` keeps the backend's own default (the authors' web search one).
+    ``query_instruction``, its old name, still works for one release, with a ``DeprecationWarning``."""
 
     batch_size: int = Field(default=256, gt=0)
     """Most texts sent to the backend in one call (one HTTP request with a remote client); the backend batches

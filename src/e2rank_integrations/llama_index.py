@@ -343,6 +343,9 @@ def create_e2rank_tool(
 ) -> RetrieverTool:
     """A ``RetrieverTool`` for agents: ``k`` candidates, reranked by :class:`E2RankRerank`, cited passages out.
 
+    Named as the LangChain module's tool factory; ``e2rank_retriever_tool``, its old name, still works for one
+    release, with a ``DeprecationWarning``.
+
     The tool takes LlamaIndex's default tool argument, ``input`` (the query, used as given), retrieves, reranks
     to the best ``top_n`` and returns them as numbered passages, ``[1] (source) text``, blank line, ``[2] ...``
     (each node's text as LlamaIndex shows it to an LLM). The ``ToolOutput``'s ``raw_output`` holds the cited
