@@ -389,8 +389,8 @@ class E2RankChromaRetriever:
                 )
             function = E2RankEmbeddingFunction.build_from_config(config)
         else:
-            instruction = config["instruction"] if config is not None else None
-            function = E2RankEmbeddingFunction(backend, instruction=instruction)
+            stored_instruction = config["instruction"] if config is not None else None  # the queries'
+            function = E2RankEmbeddingFunction(backend, instruction=stored_instruction)
             mine = function.source or {}
             if config is not None and mine.get("model_name_or_path") and config.get("model_name_or_path"):
                 # Both are local models: another one would score against vectors it did not make.
