@@ -78,7 +78,7 @@ async def seconds(directory: str) -> None:
 def main() -> None:
     warnings.simplefilter("ignore")  # langchain.mcp is in beta and says so
     directory = tempfile.mkdtemp()
-    function = E2RankEmbeddingFunction(model_name_or_path=str(tiny_random_checkpoint()))
+    function = E2RankEmbeddingFunction(model=str(tiny_random_checkpoint()))
     collection = chromadb.PersistentClient(path=directory).create_collection("docs", embedding_function=function)
     corpus = builtin_corpus()
     collection.add(ids=[p["id"] for p in corpus], documents=[p["text"] for p in corpus])

@@ -43,7 +43,7 @@ def build_collection(directory: Path, model_path: Path, docs: int, words: int) -
 
     from e2rank_integrations.chroma import E2RankEmbeddingFunction
 
-    function = E2RankEmbeddingFunction(model_name_or_path=str(model_path), device="cpu")
+    function = E2RankEmbeddingFunction(model=str(model_path), device="cpu")
     collection = chromadb.PersistentClient(path=str(directory)).create_collection("bench", embedding_function=function)
     texts = passages(docs, words=(words * 4 // 5, words * 6 // 5))
     collection.add(ids=[f"p{i}" for i in range(docs)], documents=texts, metadatas=[{"n": i} for i in range(docs)])

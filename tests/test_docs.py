@@ -101,7 +101,7 @@ COMMANDS = [(name(page), command) for page in PAGES for command in e2rank_comman
 def test_e2rank_commands_parse(page, command):
     from e2rank_integrations.cli import build_parser
 
-    if "[" in " ".join(command):  # a synopsis: "[--top-k 20]" marks optional parts
+    if "[" in " ".join(command):  # a synopsis: "[--k 20]" marks optional parts
         command = [t.strip("[]") for t in command if t not in ("[", "]")]
     try:
         build_parser().parse_args(command)

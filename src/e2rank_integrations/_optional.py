@@ -97,22 +97,6 @@ def lazy_getattr(package: str, lazy: Mapping[str, str]) -> Callable[[str], Any]:
     return __getattr__
 
 
-def renamed_getattr(module: str, renamed: Mapping[str, str], namespace: Mapping[str, Any]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` that still answers renamed names (old -> new) for one release, with a warning."""
-
-    def __getattr__(name: str) -> Any:
-        if name in renamed:
-            warnings.warn(
-                f"{module}.{name} is renamed {renamed[name]}; the old name will be removed in the next release",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return namespace[renamed[name]]
-        raise AttributeError(f"module {module!r} has no attribute {name!r}")
-
-    return __getattr__
-
-
 def check_installed(module: str, extra: str) -> None:
     """Raise :func:`require`'s ImportError if ``module`` is missing, without importing it (torch takes seconds)."""
     if importlib.util.find_spec(module) is None:

@@ -20,12 +20,13 @@ from typing import Any, cast
 
 import numpy as np
 
+from ._deprecation import renamed
 from ._optional import require
 from .errors import E2RankValueError
 from .model import E2RankModel
 from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
 from .registry import REGISTRY, shared_model
-from .scoring import check_optional_positive_int, check_positive_int, check_top_n
+from .scoring import check_optional_positive_int, check_positive_int, check_score_threshold, check_top_n, select
 from .types import Backend, Embeddings, check_backend, client_types, is_async_backend
 
 require("chromadb", extra="chroma")
@@ -43,7 +44,8 @@ __all__ = [
     "rerank_query_result",
 ]
 
-# What a stored configuration holds. The source keys say which model embedded the collection's vectors.
+# What a stored configuration holds. The source keys say which model embedded the collection's vectors. The stored
+# key stays "model_name_or_path" (the parameter is now `model`): collections already written hold it.
 _SOURCE_KEYS = ("model_name_or_path", "max_length", "prompts", "server_url", "api_key_env")
 _CONFIG_KEYS = (*_SOURCE_KEYS, "instruction")
 # A change of any of these would mix vectors from two models (or two encodings) in one collection.
@@ -65,39 +67,41 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
 
     Args:
         backend: The model or client to embed with.
-        model_name_or_path: Instead of ``backend``: a hub id or local directory to load with
-            :func:`~e2rank_integrations.registry.shared_model`.
+        model: Instead of ``backend``: a hub id or local directory to load with
+            :func:`~e2rank_integrations.registry.shared_model` (``model_name_or_path``, its old name, is deprecated;
+            the stored configuration keeps that key).
         server_url: Instead of ``backend``: the URL of an ``e2rank serve`` server (needs the ``client`` extra).
         api_key_env: The environment variable that holds the server's API key. The key itself is never stored in
             the collection's configuration; the variable's name is.
         instruction: The retrieval instruction for queries (default: the backend's, the authors' evaluation one).
-        **model_kwargs: With ``model_name_or_path``: passed to ``E2RankModel.from_pretrained`` (``device``,
+        **model_kwargs: With ``model``: passed to ``E2RankModel.from_pretrained`` (``device``,
             ``dtype``, ``max_length``, ``cache``...). With ``server_url``: passed to ``E2RankClient`` (``timeout``,
             ``max_retries``...; the key goes through ``api_key_env``).
 
     Example:
         >>> import chromadb
         >>> from e2rank_integrations.chroma import E2RankEmbeddingFunction
-        >>> ef = E2RankEmbeddingFunction(model_name_or_path="Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
+        >>> ef = E2RankEmbeddingFunction(model="Alibaba-NLP/E2Rank-0.6B")  # doctest: +SKIP
         >>> collection = chromadb.EphemeralClient().create_collection("docs", embedding_function=ef)  # doctest: +SKIP
         >>> collection.add(ids=["a"], documents=["Beijing is the capital of China."])  # doctest: +SKIP
     """
 
+    @renamed(model_name_or_path="model")
     def __init__(
         self,
         backend: Backend | None = None,
         *,
-        model_name_or_path: str | os.PathLike[str] | None = None,
+        model: str | os.PathLike[str] | None = None,
         server_url: str | None = None,
         api_key_env: str | None = None,
         instruction: str | None = None,
         **model_kwargs: Any,
     ) -> None:
-        sources = {"backend": backend, "model_name_or_path": model_name_or_path, "server_url": server_url}
+        sources = {"backend": backend, "model": model, "server_url": server_url}
         given = [name for name, value in sources.items() if value is not None]
         if len(given) != 1:
             raise ValueError(
-                "E2RankEmbeddingFunction needs exactly one of backend=, model_name_or_path= or server_url=; "
+                "E2RankEmbeddingFunction needs exactly one of backend=, model= or server_url=; "
                 f"got {', '.join(given) or 'none'}"
             )
         if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
@@ -108,8 +112,8 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
             if model_kwargs:
                 raise TypeError(f"with backend=, no model options are taken; got {', '.join(sorted(model_kwargs))}")
             backend = check_backend(backend)
-        elif model_name_or_path is not None:
-            backend = shared_model(model_name_or_path, **model_kwargs)
+        elif model is not None:
+            backend = shared_model(model, **model_kwargs)
         else:
             backend = _shared_client(str(server_url), api_key_env, model_kwargs)
         if is_async_backend(backend):
@@ -158,7 +162,7 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         if self._source is None:
             raise ValueError(
                 f"E2RankEmbeddingFunction cannot describe its {type(self.backend).__name__} backend in a stored "
-                "configuration; build it with model_name_or_path= or server_url= to make the collection reopenable"
+                "configuration; build it with model= or server_url= to make the collection reopenable"
             )
         return {**self._source, "instruction": self.instruction}
 
@@ -184,9 +188,7 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         options["max_length"] = source["max_length"]
         if source["prompts"] is not None:
             options["prompts"] = PromptFormat(**source["prompts"])
-        return E2RankEmbeddingFunction(
-            model_name_or_path=source["model_name_or_path"], instruction=instruction, **options
-        )
+        return E2RankEmbeddingFunction(model=source["model_name_or_path"], instruction=instruction, **options)
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
@@ -289,6 +291,7 @@ def rerank_query_result(
     num_prompt_docs: int = 20,
     passes: int = 1,
     max_prompt_tokens: int | None = None,
+    score_threshold: float | None = None,
 ) -> list[ChromaHit]:
     """Rerank the candidates of one ``collection.query`` result with E2Rank, on the vectors Chroma stored.
 
@@ -307,6 +310,7 @@ def rerank_query_result(
         passes: 2 reranks again with the first pass's order in the prompt.
         max_prompt_tokens: Token budget of the prompt (its documents are cut evenly to fit); ``None``: the model's
             ``max_length``.
+        score_threshold: Drop candidates whose score (a cosine) is below this (``None``: keep all).
 
     Returns:
         :class:`ChromaHit` items sorted by score, best first; ties keep Chroma's order.
@@ -320,6 +324,7 @@ def rerank_query_result(
     backend = _sync_backend(backend)
     query = check_query(query)
     top_n = check_top_n(top_n)
+    score_threshold = check_score_threshold(score_threshold)
     columns = _query_columns(result, query_index)
     ids, documents = columns["ids"], columns["documents"]
     if documents is None:
@@ -333,13 +338,14 @@ def rerank_query_result(
     ranked = backend.rerank(
         query,
         documents,
-        top_n=top_n,
+        top_n=top_n if score_threshold is None else None,  # the threshold needs every score
         doc_embeddings=stored,  # None: the backend's cache, then the model
         instruction=instruction,
         num_prompt_docs=num_prompt_docs,
         passes=passes,
         max_prompt_tokens=max_prompt_tokens,
     )
+    ranked = select(ranked, top_n=top_n, score_threshold=score_threshold)
     metadatas, distances = columns["metadatas"], columns["distances"]
     return [
         ChromaHit(
@@ -372,6 +378,9 @@ class E2RankChromaRetriever:
         num_prompt_docs: How many leading candidates go into the listwise prompt.
         passes: 2 reranks again with the first pass's order in the prompt.
         max_prompt_tokens: Token budget of the listwise prompt (``None``: the model's ``max_length``).
+        instruction: Task description opening the listwise prompt (default the backend's). The query is embedded
+            with the instruction the collection stores, as its vectors were.
+        score_threshold: Drop candidates whose rerank score (a cosine) is below this (``None``: keep all).
 
     Example:
         >>> import e2rank_integrations.chroma  # registers "e2rank" with Chroma  # doctest: +SKIP
@@ -391,6 +400,8 @@ class E2RankChromaRetriever:
         num_prompt_docs: int = 20,
         passes: int = 1,
         max_prompt_tokens: int | None = None,
+        instruction: str | None = None,
+        score_threshold: float | None = None,
     ) -> None:
         if not callable(getattr(collection, "query", None)):
             raise TypeError(f"collection must be a Chroma collection, got {type(collection).__name__}")
@@ -404,8 +415,8 @@ class E2RankChromaRetriever:
                 )
             function = E2RankEmbeddingFunction.build_from_config(config)
         else:
-            instruction = config["instruction"] if config is not None else None
-            function = E2RankEmbeddingFunction(backend, instruction=instruction)
+            stored_instruction = config["instruction"] if config is not None else None  # the queries'
+            function = E2RankEmbeddingFunction(backend, instruction=stored_instruction)
             mine = function.source or {}
             if config is not None and mine.get("model_name_or_path") and config.get("model_name_or_path"):
                 # Both are local models: another one would score against vectors it did not make.
@@ -418,6 +429,8 @@ class E2RankChromaRetriever:
         self.num_prompt_docs = check_positive_int(num_prompt_docs, "num_prompt_docs")
         self.passes = check_positive_int(passes, "passes")
         self.max_prompt_tokens = check_optional_positive_int(max_prompt_tokens, "max_prompt_tokens")
+        self.instruction = None if instruction is None else check_query(instruction, "instruction")
+        self.score_threshold = check_score_threshold(score_threshold)
 
     def retrieve(
         self,
@@ -450,6 +463,8 @@ class E2RankChromaRetriever:
             num_prompt_docs=self.num_prompt_docs,
             passes=self.passes,
             max_prompt_tokens=self.max_prompt_tokens,
+            instruction=self.instruction,
+            score_threshold=self.score_threshold,
         )
 
     def __repr__(self) -> str:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._deprecation import renamed
 from ._optional import require
 from .prompts import titled
 from .scoring import rank
@@ -109,32 +111,34 @@ def _top(scores: Mapping[str, float], k: int) -> list[str]:
     return [docid for docid, _ in sorted(scores.items(), key=lambda item: -item[1])[:k]]
 
 
-def retrieve_run(backend: Backend, corpus: Mapping[str, str], queries: Mapping[str, str], top_k: int) -> Run:
-    """First stage with the model itself: cosine between query and document embeddings."""
+@renamed(top_k="k")
+def retrieve_run(backend: Backend, corpus: Mapping[str, str], queries: Mapping[str, str], k: int) -> Run:
+    """First stage with the model itself: each query's ``k`` nearest documents by cosine of the embeddings."""
     ids = list(corpus)
     doc_vectors = backend.embed_documents([corpus[i] for i in ids])
     qids = list(queries)
     query_vectors = backend.embed_queries([queries[q] for q in qids])
     run: Run = {}
     for qid, vector in zip(qids, query_vectors):
-        run[qid] = {ids[r.index]: r.score for r in rank(doc_vectors @ vector, top_n=top_k)}
+        run[qid] = {ids[r.index]: r.score for r in rank(doc_vectors @ vector, top_n=k)}
     return run
 
 
+@renamed(top_k="k")
 def rerank_run(
     backend: Backend,
     corpus: Mapping[str, str],
     queries: Mapping[str, str],
     first_stage: Run,
     *,
-    top_k: int = 100,
+    k: int = 100,
     progress: Callable[[Iterable[str]], Iterable[str]] = iter,
     **rerank_options: Any,
 ) -> Run:
-    """Rerank each query's top ``top_k`` first-stage documents; scores are E2Rank's cosine scores."""
+    """Rerank each query's top ``k`` first-stage documents; scores are E2Rank's cosine scores."""
     run: Run = {}
     for qid in progress([q for q in queries if q in first_stage]):
-        candidates = [d for d in _top(first_stage[qid], top_k) if d in corpus]
+        candidates = [d for d in _top(first_stage[qid], k) if d in corpus]
         if not candidates:
             continue
         results = backend.rerank(queries[qid], [corpus[d] for d in candidates], **rerank_options)
@@ -162,13 +166,22 @@ def _measure(qrels: Qrels, run: Run) -> dict[str, float]:
 
 @dataclass
 class EvalReport:
-    """Metrics (in percent, averaged over judged queries) of the first stage and of the rerank."""
+    """Metrics (in percent, averaged over judged queries) of the first stage and of the rerank.
+
+    ``k`` is how many first-stage documents per query were reranked (``top_k``, its old name, is deprecated).
+    """
 
     before: dict[str, float]
     after: dict[str, float]
     queries: int
-    top_k: int
+    k: int
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def top_k(self) -> int:
+        """Deprecated: :attr:`k`."""
+        warnings.warn("EvalReport: `top_k` is deprecated, use `k`", DeprecationWarning, stacklevel=2)
+        return self.k
 
     def table(self) -> str:
         """A plain-text table: one row per metric, before, after, difference."""
@@ -176,12 +189,16 @@ class EvalReport:
         for name in METRICS:
             b, a = self.before[name], self.after[name]
             lines.append(f"{name:<12}{b:>12.2f}{a:>10.2f}{a - b:>+9.2f}")
-        lines.append(f"{self.queries} judged queries, top {self.top_k} reranked")
+        lines.append(f"{self.queries} judged queries, top {self.k} reranked")
         return "\n".join(lines)
 
 
-def evaluate(qrels: Qrels, first_stage: Run, reranked: Run, top_k: int) -> EvalReport:
-    """Compare the first stage's top ``top_k`` with its rerank on the same queries."""
-    before = _measure(qrels, _cut(first_stage, top_k))
+EvalReport.__init__ = renamed(top_k="k")(EvalReport.__init__)  # type: ignore[method-assign]
+
+
+@renamed(top_k="k")
+def evaluate(qrels: Qrels, first_stage: Run, reranked: Run, k: int) -> EvalReport:
+    """Compare the first stage's top ``k`` with its rerank on the same queries."""
+    before = _measure(qrels, _cut(first_stage, k))
     after = _measure(qrels, {q: reranked.get(q, {}) for q in first_stage if q in reranked})
-    return EvalReport(before=before, after=after, queries=sum(1 for q in reranked if q in qrels), top_k=top_k)
+    return EvalReport(before=before, after=after, queries=sum(1 for q in reranked if q in qrels), k=k)

@@ -44,6 +44,7 @@ from pydantic import (  # noqa: E402
     model_validator,
 )
 
+from ._deprecation import rename_keywords, renamed  # noqa: E402
 from .context import NO_RESULTS, PackedContext, apack_context, cite, pack_context, tool_description  # noqa: E402
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query, check_texts  # noqa: E402
 from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, select  # noqa: E402
@@ -85,8 +86,9 @@ class E2RankEmbeddings(BaseModel, Embeddings):
     backend: _BackendField
     """The model: a local ``E2RankModel``, an ``E2RankClient`` or ``AsyncE2RankClient``, or any Backend."""
 
-    query_instruction: str | None = None
-    """Task description for queries; ``None`` keeps the backend's own default (the authors' web search one)."""
+    instruction: str | None = None
+    """Task description for queries; ``None`` keeps the backend's own default (the authors' web search one).
+    ``query_instruction``, its old name, still works for one release, with a ``DeprecationWarning``."""
 
     batch_size: int = Field(default=256, gt=0)
     """Most texts sent to the backend in one call (one HTTP request with a remote client); the backend batches
@@ -95,12 +97,20 @@ class E2RankEmbeddings(BaseModel, Embeddings):
     show_progress: bool = False
     """Show a progress bar over the calls when embedding documents."""
 
+    @model_validator(mode="before")
     @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return rename_keywords(data, {"query_instruction": "instruction"}, cls.__name__, stacklevel=4)
+
+    @classmethod
+    @renamed(query_instruction="instruction")
     def from_pretrained(
         cls,
         name_or_path: str,
         *,
-        query_instruction: str | None = None,
+        instruction: str | None = None,
         batch_size: int = 256,
         show_progress: bool = False,
         **model_kwargs: Any,
@@ -109,7 +119,7 @@ class E2RankEmbeddings(BaseModel, Embeddings):
 
         Args:
             name_or_path: A hub id such as ``"Alibaba-NLP/E2Rank-0.6B"`` or a local directory.
-            query_instruction: See the field of that name.
+            instruction: See the field of that name (``query_instruction``, its old name, is deprecated).
             batch_size: See the field of that name.
             show_progress: See the field of that name.
             **model_kwargs: Passed to ``E2RankModel.from_pretrained`` (``device``, ``dtype``, ``cache``...).
@@ -117,9 +127,7 @@ class E2RankEmbeddings(BaseModel, Embeddings):
         from .model import E2RankModel  # here, not at import: a remote backend needs no torch
 
         backend = E2RankModel.from_pretrained(name_or_path, **model_kwargs)
-        return cls(
-            backend=backend, query_instruction=query_instruction, batch_size=batch_size, show_progress=show_progress
-        )
+        return cls(backend=backend, instruction=instruction, batch_size=batch_size, show_progress=show_progress)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         backend = check_sync_backend(self.backend, "aembed_documents")
@@ -143,7 +151,7 @@ class E2RankEmbeddings(BaseModel, Embeddings):
 
     def _query_kwargs(self) -> dict[str, str]:
         # Only when set: a backend keeps its own default, and one that takes no instruction still works.
-        return {} if self.query_instruction is None else {"instruction": self.query_instruction}
+        return {} if self.instruction is None else {"instruction": self.instruction}
 
     def _chunks(self, texts: list[str]) -> Iterable[list[str]]:
         items = check_texts(texts)
@@ -185,6 +193,9 @@ class E2RankRerank(BaseDocumentCompressor):
     num_prompt_docs: int = 20
     """How many of the leading Documents (in retrieval order) go into the listwise prompt."""
 
+    passes: int = 1
+    """Rerank passes: 2 reranks again with the first pass's order in the prompt (one more prompt embedding)."""
+
     max_prompt_tokens: int | None = None
     """Token budget of the listwise prompt, its documents cut evenly to fit (``None``: the model's ``max_length``).
     The prompt is the one text a rerank embeds: its tokens are the cost of a call."""
@@ -200,10 +211,10 @@ class E2RankRerank(BaseDocumentCompressor):
     def _check_top_n(cls, value: object) -> int | None:
         return check_top_n(value)
 
-    @field_validator("num_prompt_docs", mode="before")
+    @field_validator("num_prompt_docs", "passes", mode="before")
     @classmethod
-    def _check_num_prompt_docs(cls, value: object) -> int:
-        return check_positive_int(value, "num_prompt_docs")
+    def _check_counts(cls, value: object, info: ValidationInfo) -> int:
+        return check_positive_int(value, str(info.field_name))
 
     @field_validator("max_prompt_tokens", mode="before")
     @classmethod
@@ -260,6 +271,7 @@ class E2RankRerank(BaseDocumentCompressor):
             "top_n": None,
             "instruction": self.instruction,
             "num_prompt_docs": self.num_prompt_docs,
+            "passes": self.passes,
             "max_prompt_tokens": self.max_prompt_tokens,
         }
 
@@ -322,6 +334,9 @@ class E2RankRetriever(BaseRetriever):
     num_prompt_docs: int = 20
     """How many leading candidates (in first-stage order) go into the listwise prompt."""
 
+    passes: int = 1
+    """Rerank passes: 2 reranks again with the first pass's order in the prompt (one more prompt embedding)."""
+
     max_prompt_tokens: int | None = None
     """Token budget of the listwise prompt, its documents cut evenly to fit (``None``: the model's ``max_length``)."""
 
@@ -338,7 +353,7 @@ class E2RankRetriever(BaseRetriever):
 
     _warned: bool = PrivateAttr(default=False)  # the re-embedding warning is given once per retriever
 
-    @field_validator("k", "num_prompt_docs", mode="before")
+    @field_validator("k", "num_prompt_docs", "passes", mode="before")
     @classmethod
     def _check_counts(cls, value: object, info: ValidationInfo) -> int:
         return check_positive_int(value, str(info.field_name))
@@ -399,7 +414,7 @@ class E2RankRetriever(BaseRetriever):
 
     def _warn_reembedded(self, embedded: int, candidates: int) -> None:
         """Warn (once) when a rerank embedded candidates as well as its prompt: their vectors were nowhere at hand."""
-        again = min(embedded - 1, candidates)  # the one other text is the listwise prompt
+        again = min(embedded - self.passes, candidates)  # the other texts are the listwise prompts, one per pass
         if again <= 0:
             return
         self._warned = True
@@ -448,6 +463,7 @@ class E2RankRetriever(BaseRetriever):
             top_n=self.top_n if top_n is None else top_n,
             score_threshold=self.score_threshold,
             num_prompt_docs=self.num_prompt_docs,
+            passes=self.passes,
             max_prompt_tokens=self.max_prompt_tokens,
             instruction=self.instruction,
         )

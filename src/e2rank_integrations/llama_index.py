@@ -11,10 +11,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ._deprecation import deprecated_alias
 from ._optional import require
 from .context import NO_RESULTS, PackedContext, apack_context, cite, pack_context, tool_description
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query
-from .scoring import check_optional_positive_int, check_positive_int, check_top_n, fill_embeddings, missing_rows
+from .scoring import (
+    check_optional_positive_int,
+    check_positive_int,
+    check_top_n,
+    fill_embeddings,
+    missing_rows,
+    select,
+)
 from .types import (
     AsyncBackend,
     Backend,
@@ -31,7 +39,7 @@ _instrumentation = require("llama_index.core.instrumentation", extra="llama-inde
 
 from llama_index.core.base.base_retriever import BaseRetriever  # noqa: E402
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding  # noqa: E402
-from llama_index.core.bridge.pydantic import Field, field_validator, model_validator  # noqa: E402
+from llama_index.core.bridge.pydantic import Field, ValidationInfo, field_validator, model_validator  # noqa: E402
 from llama_index.core.callbacks import CBEventType, EventPayload  # noqa: E402
 from llama_index.core.callbacks.base import EventContext  # noqa: E402
 from llama_index.core.indices.base import BaseIndex  # noqa: E402
@@ -40,7 +48,8 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor  # noqa: 
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle  # noqa: E402
 from llama_index.core.tools import RetrieverTool, ToolMetadata, ToolOutput  # noqa: E402
 
-__all__ = ["E2RankEmbedding", "E2RankRerank", "e2rank_retriever_tool"]
+# e2rank_retriever_tool: the deprecated old name of create_e2rank_tool, still star-imported for one release.
+__all__ = ["E2RankEmbedding", "E2RankRerank", "create_e2rank_tool", "e2rank_retriever_tool"]
 
 _dispatcher = _instrumentation.get_dispatcher(__name__)
 
@@ -166,7 +175,11 @@ class E2RankRerank(BaseNodePostprocessor):
         exclude=True, description="The Backend that reranks: E2RankModel or a remote client."
     )
     top_n: int | None = Field(default=3, description="How many nodes to keep, best first; None keeps all.")
+    score_threshold: float | None = Field(
+        default=None, allow_inf_nan=False, description="Drop nodes whose rerank score (a cosine) is below this."
+    )
     num_prompt_docs: int = Field(default=20, description="How many leading nodes go into the listwise prompt.")
+    passes: int = Field(default=1, description="Rerank passes: 2 reranks again with the first pass's order.")
     max_prompt_tokens: int | None = Field(
         default=None,
         description="Token budget of the listwise prompt, its documents cut evenly to fit; None: the model's "
@@ -194,10 +207,10 @@ class E2RankRerank(BaseNodePostprocessor):
     def _check_top_n(cls, top_n: Any) -> int | None:
         return check_top_n(top_n)
 
-    @field_validator("num_prompt_docs", mode="before")
+    @field_validator("num_prompt_docs", "passes", mode="before")
     @classmethod
-    def _check_num_prompt_docs(cls, value: Any) -> int:
-        return check_positive_int(value, "num_prompt_docs")
+    def _check_counts(cls, value: Any, info: ValidationInfo) -> int:
+        return check_positive_int(value, str(info.field_name))
 
     @field_validator("max_prompt_tokens", mode="before")
     @classmethod
@@ -258,9 +271,10 @@ class E2RankRerank(BaseNodePostprocessor):
 
     def _options(self) -> dict[str, Any]:
         return {
-            "top_n": self.top_n,
+            "top_n": self.top_n if self.score_threshold is None else None,  # the threshold needs every score
             "instruction": self.instruction,
             "num_prompt_docs": self.num_prompt_docs,
+            "passes": self.passes,
             "max_prompt_tokens": self.max_prompt_tokens,
         }
 
@@ -284,7 +298,8 @@ class E2RankRerank(BaseNodePostprocessor):
     def _finish(
         self, event: EventContext, nodes: list[NodeWithScore], results: Sequence[RankResult]
     ) -> list[NodeWithScore]:
-        out = [NodeWithScore(node=self._result_node(nodes[r.index]), score=r.score) for r in results]
+        kept = select(results, top_n=self.top_n, score_threshold=self.score_threshold)
+        out = [NodeWithScore(node=self._result_node(nodes[r.index]), score=r.score) for r in kept]
         event.on_end(payload={EventPayload.NODES: out})
         _dispatcher.event(ReRankEndEvent(nodes=out))
         return out
@@ -316,7 +331,7 @@ def _doc_embeddings(stored: list[Any] | None, computed: Embeddings | None) -> Em
     return fill_embeddings(stored, computed, name="node embeddings") if stored is not None else None
 
 
-def e2rank_retriever_tool(
+def create_e2rank_tool(
     index_or_retriever: BaseIndex[Any] | BaseRetriever,
     backend: Backend | AsyncBackend,
     *,
@@ -330,6 +345,9 @@ def e2rank_retriever_tool(
     max_prompt_tokens: int | None = AGENT_MAX_PROMPT_TOKENS,
 ) -> RetrieverTool:
     """A ``RetrieverTool`` for agents: ``k`` candidates, reranked by :class:`E2RankRerank`, cited passages out.
+
+    Named as the LangChain module's tool factory; ``e2rank_retriever_tool``, its old name, still works for one
+    release, with a ``DeprecationWarning``.
 
     The tool takes LlamaIndex's default tool argument, ``input`` (the query, used as given), retrieves, reranks
     to the best ``top_n`` and returns them as numbered passages, ``[1] (source) text``, blank line, ``[2] ...``
@@ -358,7 +376,7 @@ def e2rank_retriever_tool(
 
     Example:
         >>> from llama_index.core.agent.workflow import FunctionAgent  # doctest: +SKIP
-        >>> tool = e2rank_retriever_tool(index, model, k=50, top_n=5, max_tokens=1500)  # doctest: +SKIP
+        >>> tool = create_e2rank_tool(index, model, k=50, top_n=5, max_tokens=1500)  # doctest: +SKIP
         >>> agent = FunctionAgent(tools=[tool], llm=llm)  # doctest: +SKIP
     """
     if isinstance(index_or_retriever, BaseIndex):
@@ -384,6 +402,10 @@ def e2rank_retriever_tool(
     return _E2RankRetrieverTool(
         retriever, metadata, [reranker], backend=backend, max_tokens=max_tokens, source_key=source_key
     )
+
+
+e2rank_retriever_tool = deprecated_alias(create_e2rank_tool, "e2rank_retriever_tool")
+"""Deprecated: the old name of :func:`create_e2rank_tool` (the name the LangChain adapter uses too)."""
 
 
 class _E2RankRetrieverTool(RetrieverTool):

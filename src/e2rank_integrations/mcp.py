@@ -43,7 +43,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from . import __version__
-from ._optional import renamed_getattr, require
+from ._deprecation import renamed_getattr
+from ._optional import require
 from .context import pack_context
 from .errors import E2RankError, E2RankValueError
 from .prompts import check_query, check_texts
@@ -251,7 +252,7 @@ class E2RankTools:
         local.update({k: v for k, v in (("dtype", settings.dtype), ("quantize", settings.quantize)) if v is not None})
         if settings.model is not None:
             logger.info("loading %s", settings.model)
-            function = E2RankEmbeddingFunction(model_name_or_path=settings.model, **local)
+            function = E2RankEmbeddingFunction(model=settings.model, **local)
         elif settings.server_url is not None:
             function = E2RankEmbeddingFunction(server_url=settings.server_url, api_key_env=settings.api_key_env)
         elif stored_config is not None:

@@ -22,7 +22,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._optional import renamed_getattr, require
+from ._deprecation import renamed_getattr
+from ._optional import require
 from .errors import E2RankValueError
 from .types import Embeddings
 

@@ -17,6 +17,7 @@ __all__ = [
     "as_embeddings",
     "check_optional_positive_int",
     "check_positive_int",
+    "check_score_threshold",
     "check_top_n",
     "cosine_scores",
     "fill_embeddings",
@@ -104,6 +105,17 @@ def check_top_n(top_n: object) -> int | None:
     if top_n < 1:
         raise E2RankValueError(f"top_n must be >= 1 (or None for all), got {top_n}")
     return int(top_n)
+
+
+def check_score_threshold(score_threshold: object) -> float | None:
+    """``None`` (keep all) or a finite number, as a ``float``; anything else is a clear error."""
+    if score_threshold is None:
+        return None
+    if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float, np.floating, np.integer)):
+        raise E2RankTypeError(f"score_threshold must be a number or None, got {type(score_threshold).__name__}")
+    if not np.isfinite(score_threshold):
+        raise E2RankValueError(f"score_threshold must be finite, got {score_threshold!r}")
+    return float(score_threshold)
 
 
 def rank(scores: npt.ArrayLike, top_n: int | None = None) -> list[RankResult]:

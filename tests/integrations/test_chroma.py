@@ -28,6 +28,7 @@ from e2rank_integrations.chroma import (  # noqa: E402
     E2RankEmbeddingFunction,
     rerank_query_result,
 )
+from e2rank_integrations.errors import E2RankTypeError  # noqa: E402
 from e2rank_integrations.prompts import DEFAULT_QUERY_INSTRUCTION  # noqa: E402
 from helpers import StubAsyncBackend, run_python  # noqa: E402
 
@@ -156,7 +157,7 @@ def test_ephemeral_query_equals_brute_force_cosine(client, tiny_model):
 
 
 def test_persistent_collection_reopens_in_a_fresh_process(tmp_path, tiny_path, other_tiny_path):
-    function = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
+    function = E2RankEmbeddingFunction(model=tiny_path)
     out = reopen_in_a_fresh_process(
         function,
         tmp_path,
@@ -166,7 +167,7 @@ def test_persistent_collection_reopens_in_a_fresh_process(tmp_path, tiny_path, o
 
         out["models_loaded"] = sum(key.startswith("model:") for key in REGISTRY.keys())  # rebuilds share one
         try:
-            other = E2RankEmbeddingFunction(model_name_or_path={str(other_tiny_path)!r})
+            other = E2RankEmbeddingFunction(model={str(other_tiny_path)!r})
             collection.modify(configuration={{"embedding_function": other}})
         except ValueError as exc:
             out["refused"] = str(exc)
@@ -197,12 +198,23 @@ def test_reopening_without_the_import_is_a_clear_chroma_error(tmp_path, tiny_mod
 
 
 def test_functions_on_the_same_settings_share_one_model(tiny_path):
-    first = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
-    assert E2RankEmbeddingFunction(model_name_or_path=tiny_path).backend is first.backend
+    first = E2RankEmbeddingFunction(model=tiny_path)
+    assert E2RankEmbeddingFunction(model=tiny_path).backend is first.backend
     assert E2RankEmbeddingFunction.build_from_config(first.get_config()).backend is first.backend
-    other_settings = E2RankEmbeddingFunction(model_name_or_path=tiny_path, max_length=256)
+    other_settings = E2RankEmbeddingFunction(model=tiny_path, max_length=256)
     assert other_settings.backend is not first.backend
     assert other_settings.get_config()["max_length"] == 256
+
+
+def test_model_name_or_path_is_the_deprecated_name_of_model(tiny_path):
+    with pytest.warns(
+        DeprecationWarning, match="E2RankEmbeddingFunction: `model_name_or_path` is deprecated, use `model`"
+    ):
+        old = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
+    assert old.backend is E2RankEmbeddingFunction(model=tiny_path).backend
+    assert old.get_config()["model_name_or_path"] == str(tiny_path)  # the stored key: collections already hold it
+    with pytest.raises(E2RankTypeError, match="give `model` only"):
+        E2RankEmbeddingFunction(model=tiny_path, model_name_or_path=tiny_path)
 
 
 def test_config_round_trip(fresh_model, tiny_path):
@@ -225,7 +237,7 @@ def test_config_round_trip(fresh_model, tiny_path):
 
 def test_a_relative_model_directory_is_stored_absolute(tiny_path, monkeypatch):
     monkeypatch.chdir(tiny_path.parent)
-    config = E2RankEmbeddingFunction(model_name_or_path=tiny_path.name).get_config()
+    config = E2RankEmbeddingFunction(model=tiny_path.name).get_config()
     assert config["model_name_or_path"] == str(tiny_path)
 
 
@@ -309,8 +321,8 @@ def test_bad_input(tiny_model):
 def test_constructor_errors(tiny_model, tiny_path):
     with pytest.raises(ValueError, match=r"exactly one of .* got none"):
         E2RankEmbeddingFunction()
-    with pytest.raises(ValueError, match="got backend, model_name_or_path"):
-        E2RankEmbeddingFunction(tiny_model, model_name_or_path=tiny_path)
+    with pytest.raises(ValueError, match=r"got backend, model$"):
+        E2RankEmbeddingFunction(tiny_model, model=tiny_path)
     with pytest.raises(TypeError, match="no model options"):
         E2RankEmbeddingFunction(tiny_model, device="cpu")
     with pytest.raises(TypeError, match="object has no embed_queries"):
@@ -377,6 +389,16 @@ def test_rerank_options(client, tiny_model):
     assert [h.index for h in hits] == [r.index for r in expected]
     assert [h.id for h in hits] == [result["ids"][1][r.index] for r in expected]
 
+    every = rerank_query_result(tiny_model, QUERIES[1], result, query_index=1)
+    middle = every[3].score
+    above = rerank_query_result(tiny_model, QUERIES[1], result, query_index=1, score_threshold=middle)
+    assert above == every[:4]
+    assert (
+        rerank_query_result(tiny_model, QUERIES[1], result, query_index=1, top_n=2, score_threshold=middle) == every[:2]
+    )
+    with pytest.raises(ValueError, match="score_threshold must be finite"):
+        rerank_query_result(tiny_model, QUERIES[1], result, query_index=1, score_threshold=float("inf"))
+
     nothing = collection.query(query_texts=QUERIES[:1], n_results=3, where={"topic": "none"}, include=INCLUDE)
     assert rerank_query_result(tiny_model, QUERIES[0], nothing) == []
 
@@ -407,7 +429,7 @@ def test_rerank_bad_results(client, tiny_model):
 
 
 def test_retriever_queries_and_reranks_in_one_call(client, tiny_path):
-    function = E2RankEmbeddingFunction(model_name_or_path=tiny_path)
+    function = E2RankEmbeddingFunction(model=tiny_path)
     collection = make_collection(client, function)
     retriever = E2RankChromaRetriever(collection, k=8, top_n=3)
     assert retriever.backend is function.backend  # from the collection's stored function
@@ -436,8 +458,24 @@ def test_retrieve_overrides_k_and_top_n_and_keeps_the_stored_vectors(client, tin
         retriever.retrieve(QUERIES[0], k=0)
 
 
+def test_retriever_rerank_instruction_and_score_threshold(client, tiny_model):
+    collection = make_collection(client, E2RankEmbeddingFunction(tiny_model))
+    result = collection.query(query_texts=QUERIES[:1], n_results=8, include=INCLUDE)
+    every = rerank_query_result(tiny_model, QUERIES[0], result, instruction="Rank these:")
+    assert [h.score for h in every] != [h.score for h in rerank_query_result(tiny_model, QUERIES[0], result)]
+    middle = every[4].score
+    retriever = E2RankChromaRetriever(
+        collection, tiny_model, k=8, top_n=None, instruction="Rank these:", score_threshold=middle
+    )
+    assert retriever.retrieve(QUERIES[0]) == every[:5]
+    with pytest.raises(ValueError, match="score_threshold must be finite"):
+        E2RankChromaRetriever(collection, tiny_model, score_threshold=float("nan"))
+    with pytest.raises(ValueError, match="instruction must be a non-empty string"):
+        E2RankChromaRetriever(collection, tiny_model, instruction=" ")
+
+
 def test_build_from_config_passes_options_to_a_model_not_loaded_yet(tiny_path, tmp_path):
-    config = E2RankEmbeddingFunction(model_name_or_path=tiny_path).get_config()
+    config = E2RankEmbeddingFunction(model=tiny_path).get_config()
     cache = tmp_path / "vectors.sqlite"
     rebuilt = E2RankEmbeddingFunction.build_from_config({**config, "max_length": 77}, cache=str(cache))
     assert rebuilt.backend.max_length == 77  # not live yet: loaded with the stored settings and the options
@@ -460,7 +498,7 @@ def test_retriever_errors(client, tiny_model, other_tiny_path):
         E2RankChromaRetriever(collection, tiny_model, k=0)
     with pytest.raises(TypeError, match="top_n must be a positive integer"):
         E2RankChromaRetriever(collection, tiny_model, top_n="5")
-    other_model = E2RankEmbeddingFunction(model_name_or_path=other_tiny_path).backend
+    other_model = E2RankEmbeddingFunction(model=other_tiny_path).backend
     with pytest.raises(ValueError, match="model_name_or_path"):
         E2RankChromaRetriever(collection, other_model)
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from e2rank_integrations import E2RankModel
 from e2rank_integrations import langchain as e2rank_langchain
+from e2rank_integrations.errors import E2RankTypeError
 from e2rank_integrations.langchain import E2RankEmbeddings, E2RankRerank
 from helpers import AsyncModel, run_python
 
@@ -69,11 +70,25 @@ def test_documents_and_queries_are_embedded_differently(tiny_model):
     assert embeddings.embed_query("same text") != embeddings.embed_documents(["same text"])[0]
 
 
-def test_query_instruction(tiny_model):
-    embeddings = E2RankEmbeddings(backend=tiny_model, query_instruction="Find code for the question")
+def test_instruction(tiny_model):
+    embeddings = E2RankEmbeddings(backend=tiny_model, instruction="Find code for the question")
     expected = tiny_model.embed_queries([QUERY], instruction="Find code for the question")[0]
     np.testing.assert_array_equal(np.array(embeddings.embed_query(QUERY), np.float32), expected)
     assert embeddings.embed_query(QUERY) != E2RankEmbeddings(backend=tiny_model).embed_query(QUERY)
+
+
+def test_query_instruction_is_the_deprecated_name_of_instruction(tiny_model, tiny_path):
+    with pytest.warns(DeprecationWarning, match="`query_instruction` is deprecated, use `instruction`"):
+        old = E2RankEmbeddings(backend=tiny_model, query_instruction="Find code for the question")
+    assert old.instruction == "Find code for the question"
+    new = E2RankEmbeddings(backend=tiny_model, instruction="Find code for the question")
+    assert old.embed_query(QUERY) == new.embed_query(QUERY) != E2RankEmbeddings(backend=tiny_model).embed_query(QUERY)
+    with pytest.raises(E2RankTypeError, match="give `instruction` only"):
+        E2RankEmbeddings(backend=tiny_model, instruction="Q", query_instruction="Q")
+    with pytest.warns(DeprecationWarning, match="E2RankEmbeddings.from_pretrained: `query_instruction`"):
+        assert E2RankEmbeddings.from_pretrained(str(tiny_path), query_instruction="Q").instruction == "Q"
+    with pytest.raises(E2RankTypeError, match="give `instruction` only"):
+        E2RankEmbeddings.from_pretrained(str(tiny_path), instruction="Q", query_instruction="Q")
 
 
 def test_batch_size_splits_calls_not_results(fresh_model, capsys):
@@ -87,10 +102,10 @@ def test_batch_size_splits_calls_not_results(fresh_model, capsys):
 
 def test_from_pretrained_passes_model_options(tiny_path, tmp_path):
     embeddings = E2RankEmbeddings.from_pretrained(
-        str(tiny_path), query_instruction="Q", batch_size=8, cache=tmp_path / "cache.sqlite"
+        str(tiny_path), instruction="Q", batch_size=8, cache=tmp_path / "cache.sqlite"
     )
     assert isinstance(embeddings.backend, E2RankModel)
-    assert (embeddings.query_instruction, embeddings.batch_size, embeddings.show_progress) == ("Q", 8, False)
+    assert (embeddings.instruction, embeddings.batch_size, embeddings.show_progress) == ("Q", 8, False)
     embeddings.embed_documents(["stored"])
     assert (tmp_path / "cache.sqlite").exists()
 
@@ -326,7 +341,7 @@ def test_embeddings_over_the_client_equal_local(remote_client, tiny_model):
     local = E2RankEmbeddings(backend=tiny_model)
     np.testing.assert_allclose(remote.embed_documents(texts), local.embed_documents(texts), atol=1e-5)
     np.testing.assert_allclose(remote.embed_query(QUERY), local.embed_query(QUERY), atol=1e-5)
-    custom = {"query_instruction": "Find code for the question"}
+    custom = {"instruction": "Find code for the question"}
     np.testing.assert_allclose(
         E2RankEmbeddings(backend=remote_client, **custom).embed_query(QUERY),
         E2RankEmbeddings(backend=tiny_model, **custom).embed_query(QUERY),

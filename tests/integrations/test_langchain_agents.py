@@ -168,6 +168,22 @@ def test_prompt_options_reach_the_backend(store, tiny_model):
     assert ids(got) == [candidates[r.index].id for r in expected]
 
 
+def test_passes_reach_the_rerank_and_are_not_taken_for_re_embedded_candidates(fresh_model, caplog):
+    store = indexed(fresh_model)
+    retriever = E2RankRetriever(vectorstore=store, backend=fresh_model, top_n=None, passes=2)
+    with caplog.at_level(logging.WARNING, logger="e2rank_integrations.langchain"):
+        got = retriever.model_copy(update={"use_stored_embeddings": False}).invoke(QUERY)  # the cache serves them
+    assert not [r for r in caplog.records if "re-embedded" in r.getMessage()]  # the second prompt is no candidate
+    candidates = store.similarity_search(QUERY, k=50)
+    texts = [d.page_content for d in candidates]
+    expected = fresh_model.rerank(QUERY, texts, passes=2)
+    assert [r.score for r in expected] != [r.score for r in fresh_model.rerank(QUERY, texts)]  # a pass counts
+    assert ids(got) == [candidates[r.index].id for r in expected]
+    np.testing.assert_allclose(scores(got), [r.score for r in expected], atol=1e-6)
+    reranked = E2RankRerank(backend=fresh_model, top_n=None, passes=2).compress_documents(candidates, QUERY)
+    assert ids(reranked) == ids(got)
+
+
 @pytest.mark.parametrize(
     ("options", "match"),
     [
@@ -177,6 +193,7 @@ def test_prompt_options_reach_the_backend(store, tiny_model):
         ({"k": 0}, "k must be >= 1"),
         ({"top_n": 0}, "top_n must be >= 1"),
         ({"num_prompt_docs": 0}, "num_prompt_docs must be >= 1"),
+        ({"passes": 0}, "passes must be >= 1"),
         ({"score_threshold": float("inf")}, "score_threshold"),
         ({"n": 3}, "Extra inputs are not permitted"),
         ({"vectorstore": "a store"}, "instance of VectorStore"),

@@ -118,7 +118,7 @@ def node_texts(nodes):
 
 
 def test_public_names():
-    assert adapter.__all__ == ["E2RankEmbedding", "E2RankRerank", "e2rank_retriever_tool"]
+    assert adapter.__all__ == ["E2RankEmbedding", "E2RankRerank", "create_e2rank_tool", "e2rank_retriever_tool"]
     assert E2RankEmbedding.class_name() == "E2RankEmbedding"
     assert E2RankRerank.class_name() == "E2RankRerank"
 
@@ -314,6 +314,23 @@ def test_num_prompt_docs_and_instruction_reach_the_backend(tiny_model):
     out = E2RankRerank(backend=tiny_model, top_n=None, **options).postprocess_nodes(nodes, query_str=QUERY)
     expected = tiny_model.rerank(QUERY, TEXTS[:8], **options)
     assert [n.score for n in out] == pytest.approx([r.score for r in expected], abs=1e-6)
+
+
+def test_passes_and_score_threshold(tiny_model):
+    nodes = [NodeWithScore(node=TextNode(text=t), score=0.5) for t in TEXTS[:8]]
+    expected = tiny_model.rerank(QUERY, TEXTS[:8], passes=2)
+    assert [r.score for r in expected] != [r.score for r in tiny_model.rerank(QUERY, TEXTS[:8])]  # a pass counts
+    two = E2RankRerank(backend=tiny_model, top_n=None, passes=2).postprocess_nodes(nodes, query_str=QUERY)
+    assert [n.score for n in two] == pytest.approx([r.score for r in expected], abs=1e-6)
+    middle = expected[4].score
+    kept = E2RankRerank(backend=tiny_model, top_n=3, passes=2, score_threshold=middle)
+    assert [n.score for n in kept.postprocess_nodes(nodes, query_str=QUERY)] == [n.score for n in two[:3]]
+    few = E2RankRerank(backend=tiny_model, top_n=None, passes=2, score_threshold=middle)
+    assert [n.score for n in asyncio.run(few.apostprocess_nodes(nodes, query_str=QUERY))] == [n.score for n in two[:5]]
+    with pytest.raises(ValueError, match="passes must be >= 1"):
+        E2RankRerank(backend=tiny_model, passes=0)
+    with pytest.raises(ValueError, match="score_threshold"):
+        E2RankRerank(backend=tiny_model, score_threshold=float("nan"))
 
 
 def test_empty_no_query_and_bad_nodes(tiny_model, rerank_events):

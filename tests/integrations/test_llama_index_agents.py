@@ -1,4 +1,4 @@
-"""E2RankRerank inside LlamaIndex's agent tools, e2rank_retriever_tool, and a real FunctionAgent run (mock LLM)."""
+"""E2RankRerank inside LlamaIndex's agent tools, create_e2rank_tool, and a real FunctionAgent run (mock LLM)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from llama_index.core.tools import QueryEngineTool, RetrieverTool
 
 from e2rank_integrations.context import cite, pack_context
 from e2rank_integrations.corpus import builtin_corpus
-from e2rank_integrations.llama_index import E2RankEmbedding, E2RankRerank, e2rank_retriever_tool
+from e2rank_integrations.llama_index import E2RankEmbedding, E2RankRerank, create_e2rank_tool
 from e2rank_integrations.prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
 from helpers import AsyncModel
 
@@ -130,11 +130,11 @@ def test_function_agent_calls_the_query_engine_tool(index, model):
     assert answer == "The Moon's pull, see [1]."
 
 
-# ---------------------------------------------------------------- e2rank_retriever_tool
+# ---------------------------------------------------------------- create_e2rank_tool
 
 
 def test_tool_returns_cited_reranked_passages(index, model):
-    tool = e2rank_retriever_tool(index, model, k=50, top_n=5)
+    tool = create_e2rank_tool(index, model, k=50, top_n=5)
     assert isinstance(tool, RetrieverTool) and tool.metadata.name == "search"
     output = tool.call(input=QUERY)
     expected = reranked(index, model, **AGENT)  # the query as given, without RetrieverTool's "input is ..." wording
@@ -148,13 +148,13 @@ def test_tool_returns_cited_reranked_passages(index, model):
 
 
 def test_tool_options(index, model):
-    seven = e2rank_retriever_tool(index, model, k=7, top_n=7).call(input=QUERY).raw_output
+    seven = create_e2rank_tool(index, model, k=7, top_n=7).call(input=QUERY).raw_output
     assert sorted(node_ids(seven)) == sorted(node_ids(index.as_retriever(similarity_top_k=7).retrieve(QUERY)))
     retriever = index.as_retriever(similarity_top_k=12)
-    assert len(e2rank_retriever_tool(retriever, model, top_n=20).call(input=QUERY).raw_output) == 12
-    custom = e2rank_retriever_tool(index, model, name="kb", description="Searches the handbook.")
+    assert len(create_e2rank_tool(retriever, model, top_n=20).call(input=QUERY).raw_output) == 12
+    custom = create_e2rank_tool(index, model, name="kb", description="Searches the handbook.")
     assert (custom.metadata.name, custom.metadata.description) == ("kb", "Searches the handbook.")
-    default = e2rank_retriever_tool(index, model, top_n=4, max_tokens=900).metadata.description
+    default = create_e2rank_tool(index, model, top_n=4, max_tokens=900).metadata.description
     assert "up to 4 passages" in default and "cite" in default and "900 tokens" in default
     assert list(custom.metadata.get_parameters_dict()["properties"]) == ["input"]
 
@@ -165,7 +165,7 @@ def test_tool_packs_to_the_budget_without_embedding(tiny_path):
     model = E2RankModel.from_pretrained(tiny_path)
     index = build_index(model)
     model.reset_stats()
-    output = e2rank_retriever_tool(index, model, top_n=5, max_tokens=120).call(input=QUERY)
+    output = create_e2rank_tool(index, model, top_n=5, max_tokens=120).call(input=QUERY)
     assert model.stats()["texts_embedded"] == 2  # the query and the prompt: packing cost no forward pass
     expected = reranked(index, model, **AGENT)
     packed = pack_context(
@@ -178,18 +178,18 @@ def test_tool_packs_to_the_budget_without_embedding(tiny_path):
     assert output.content == packed.text and model.count_tokens([output.content])[0] <= 120
     assert node_ids(output.raw_output) == [expected[item.index].node.node_id for item in packed.items]
     assert 0 < len(output.raw_output) < 5  # the budget left some out
-    assert asyncio.run(e2rank_retriever_tool(index, model, max_tokens=120).acall(input=QUERY)).content == packed.text
+    assert asyncio.run(create_e2rank_tool(index, model, max_tokens=120).acall(input=QUERY)).content == packed.text
 
 
 def test_tool_content_fits_the_budget_in_the_model_tokens_whatever_top_n(index, model):
     for top_n in (2, 10, 20):
-        output = e2rank_retriever_tool(index, model, k=20, top_n=top_n, max_tokens=100).call(input=QUERY)
+        output = create_e2rank_tool(index, model, k=20, top_n=top_n, max_tokens=100).call(input=QUERY)
         assert model.count_tokens([output.content])[0] <= 100, top_n  # what the model reads
         assert output.raw_output and all(n.node.node_id for n in output.raw_output)  # ids and scores: raw_output
 
 
 def test_async_backend_through_acall(index, model):
-    tool = e2rank_retriever_tool(index, AsyncModel(model), max_tokens=200)
+    tool = create_e2rank_tool(index, AsyncModel(model), max_tokens=200)
     output = asyncio.run(tool.acall(input=QUERY))
     expected = reranked(index, model, **AGENT)
     packed = pack_context(
@@ -215,24 +215,32 @@ def test_async_backend_through_acall(index, model):
 )
 def test_bad_calls(index, model, args, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        e2rank_retriever_tool(index, model).call(*args, **kwargs)
+        create_e2rank_tool(index, model).call(*args, **kwargs)
+
+
+def test_e2rank_retriever_tool_is_the_deprecated_name_of_create_e2rank_tool(index, model):
+    from e2rank_integrations import llama_index
+
+    with pytest.warns(DeprecationWarning, match="`e2rank_retriever_tool` is deprecated, use `create_e2rank_tool`"):
+        old = llama_index.e2rank_retriever_tool(index, model, k=20, top_n=3)
+    assert old.call(input=QUERY).content == create_e2rank_tool(index, model, k=20, top_n=3).call(input=QUERY).content
 
 
 def test_bad_options(index, model):
     with pytest.raises(ValueError, match="k applies to an index"):
-        e2rank_retriever_tool(index.as_retriever(), model, k=10)
+        create_e2rank_tool(index.as_retriever(), model, k=10)
     with pytest.raises(TypeError, match="must be a LlamaIndex index or retriever, got list"):
-        e2rank_retriever_tool([], model)
+        create_e2rank_tool([], model)
     with pytest.raises(ValueError, match="top_n must be >= 1"):
-        e2rank_retriever_tool(index, model, top_n=0)
+        create_e2rank_tool(index, model, top_n=0)
     with pytest.raises(ValueError, match="max_tokens must be >= 1"):
-        e2rank_retriever_tool(index, model, max_tokens=0)
+        create_e2rank_tool(index, model, max_tokens=0)
     with pytest.raises(TypeError, match="has no embed_queries"):
-        e2rank_retriever_tool(index, "Alibaba-NLP/E2Rank-0.6B")
+        create_e2rank_tool(index, "Alibaba-NLP/E2Rank-0.6B")
 
 
 def test_function_agent_gets_packed_cited_context(index, model):
-    tool = e2rank_retriever_tool(index, model, top_n=5, max_tokens=200)
+    tool = create_e2rank_tool(index, model, top_n=5, max_tokens=200)
     (result,), answer = asyncio.run(run_agent(tool, {"input": QUERY}))
     expected = tool.call(input=QUERY)
     assert not result.tool_output.is_error and result.tool_kwargs == {"input": QUERY}
@@ -242,5 +250,5 @@ def test_function_agent_gets_packed_cited_context(index, model):
 
 
 def test_function_agent_sees_a_bad_call_as_a_tool_error(index, model):
-    (result,), _ = asyncio.run(run_agent(e2rank_retriever_tool(index, model), {"query": QUERY}))
+    (result,), _ = asyncio.run(run_agent(create_e2rank_tool(index, model), {"query": QUERY}))
     assert result.tool_output.is_error and "takes one argument, input" in result.tool_output.content

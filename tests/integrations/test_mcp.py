@@ -57,7 +57,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def corpus_dir(tmp_path_factory, tiny_path) -> Path:
     """A persistent Chroma directory with one collection, "docs", made with E2RankEmbeddingFunction."""
     path = tmp_path_factory.mktemp("mcp-chroma")
-    function = E2RankEmbeddingFunction(model_name_or_path=str(tiny_path))
+    function = E2RankEmbeddingFunction(model=str(tiny_path))
     collection = chromadb.PersistentClient(path=str(path)).create_collection("docs", embedding_function=function)
     collection.add(ids=IDS, documents=TEXTS, metadatas=METADATAS)
     return path
@@ -395,7 +395,7 @@ async def test_a_collection_of_another_model_is_refused(corpus_dir, other_tiny_p
 async def test_several_collections_need_a_name(tmp_path, tiny_path):
     client = chromadb.PersistentClient(path=str(tmp_path))
     for name in ("alpha", "beta"):
-        client.create_collection(name, embedding_function=E2RankEmbeddingFunction(model_name_or_path=str(tiny_path)))
+        client.create_collection(name, embedding_function=E2RankEmbeddingFunction(model=str(tiny_path)))
     tools = E2RankTools(MCPSettings(chroma_dir=str(tmp_path)))
     tools.load()
     async with Client(create_server(tools, load_on_start=False)) as session:

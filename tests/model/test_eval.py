@@ -8,6 +8,7 @@ import pytest
 from e2rank_integrations import evaluation
 from e2rank_integrations.cli import main
 from e2rank_integrations.corpus import builtin_corpus
+from e2rank_integrations.errors import E2RankTypeError
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def beir(tmp_path):
 def test_metrics_come_from_trec_eval_semantics():
     qrels = {"q": {"good": 1}}
     run = {"q": {"bad": 2.0, "good": 1.0}}
-    report = evaluation.evaluate(qrels, run, {"q": {"good": 0.9, "bad": 0.1}}, top_k=100)
+    report = evaluation.evaluate(qrels, run, {"q": {"good": 0.9, "bad": 0.1}}, k=100)
     assert report.before["nDCG@10"] == pytest.approx(100 / math.log2(3))
     assert report.before["MRR@10"] == pytest.approx(50)
     assert report.before["Recall@100"] == pytest.approx(100)
@@ -44,9 +45,19 @@ def test_metrics_come_from_trec_eval_semantics():
     assert "nDCG@10" in report.table()
 
 
+def test_evaluate_takes_k_and_its_old_name_top_k():
+    run = {"q": {f"d{i}": 100.0 - i for i in range(20)}}
+    report = evaluation.evaluate({"q": {"d15": 1}}, run, run, k=10)
+    assert report.before["Recall@100"] == 0  # the first stage cut at k: d15 is out
+    with pytest.warns(DeprecationWarning, match="evaluate: `top_k` is deprecated, use `k`"):
+        assert evaluation.evaluate({"q": {"d15": 1}}, run, run, top_k=10) == report
+    with pytest.raises(E2RankTypeError, match="give `k` only"):
+        evaluation.evaluate({"q": {"d15": 1}}, run, run, k=10, top_k=10)
+
+
 def test_mrr_is_cut_at_ten():
     run = {"q": {f"d{i}": 100.0 - i for i in range(20)}}
-    report = evaluation.evaluate({"q": {"d15": 1}}, run, run, top_k=100)
+    report = evaluation.evaluate({"q": {"d15": 1}}, run, run, k=100)
     assert report.before["MRR@10"] == 0
     assert report.before["Recall@100"] == 100
 
@@ -55,7 +66,7 @@ def test_eval_command_with_a_run_file(beir, tiny_path, tiny_model, capsys):
     out_file = beir / "reranked.trec"
     args = ["eval", "--model", str(tiny_path), "--corpus", str(beir / "corpus.jsonl")]
     args += ["--queries", str(beir / "queries.jsonl"), "--qrels", str(beir / "qrels.tsv")]
-    assert main([*args, "--run", str(beir / "bm25.trec"), "--top-k", "10", "--output", str(out_file)]) == 0
+    assert main([*args, "--run", str(beir / "bm25.trec"), "--k", "10", "--output", str(out_file)]) == 0
     printed = capsys.readouterr().out
     assert "nDCG@10" in printed and "MRR@10" in printed and "Recall@100" in printed
     assert "3 judged queries, top 10 reranked" in printed
@@ -70,7 +81,7 @@ def test_eval_command_with_a_run_file(beir, tiny_path, tiny_model, capsys):
 
 def test_eval_command_with_the_models_own_retrieval(beir, tiny_path, capsys):
     args = ["eval", "--model", str(tiny_path), "--corpus", str(beir / "corpus.jsonl"), "--retrieve"]
-    args += ["--queries", str(beir / "queries.jsonl"), "--qrels", str(beir / "qrels.tsv"), "--top-k", "5"]
+    args += ["--queries", str(beir / "queries.jsonl"), "--qrels", str(beir / "qrels.tsv"), "--k", "5"]
     assert main(args) == 0
     assert "top 5 reranked" in capsys.readouterr().out
 

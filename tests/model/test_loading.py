@@ -175,7 +175,7 @@ def test_chroma_rebuilds_a_tiny_random_function_in_another_process(tiny_cache_di
     from e2rank_integrations.chroma import E2RankEmbeddingFunction
 
     monkeypatch.setenv("E2RANK_CACHE_DIR", str(tiny_cache_dir))
-    function = E2RankEmbeddingFunction(model_name_or_path=TINY_RANDOM)
+    function = E2RankEmbeddingFunction(model=TINY_RANDOM)
     collection = chromadb.PersistentClient(path=str(tmp_path / "db")).create_collection(
         "docs", embedding_function=function
     )

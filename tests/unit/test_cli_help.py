@@ -29,7 +29,7 @@ def test_the_conventional_commands_exist():
 def test_every_option_has_help_with_its_default(name):
     command = subcommands()[name]
     for action in command._actions:
-        if isinstance(action, argparse._HelpAction):
+        if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:  # a deprecated old flag
             continue
         assert action.help, f"e2rank {name} {action.option_strings}: no help text"
         expected = "(required)" if action.required else "(default: "

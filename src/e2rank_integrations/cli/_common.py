@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import textwrap
 from typing import Any
 
@@ -82,6 +83,24 @@ def model_options(p: argparse.ArgumentParser, default: str | None, default_help:
         default=None,
         help="SQLite file that keeps embeddings across runs (default: none; an in-memory cache for this run)",
     )
+
+
+class _DeprecatedFlag(argparse.Action):
+    """An old flag kept for one release: hidden from ``--help``, sets the new option's value, says so on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        print(f"{parser.prog}: warning: {option_string} is deprecated, use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_flag(p: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Keep flag ``old`` working as a hidden alias of the option ``new`` (its dest and type) for one release."""
+    option = next(a for a in p._actions if new in a.option_strings)
+    p.add_argument(old, dest=option.dest, type=option.type or str, action=_DeprecatedFlag, new=new)
 
 
 def api_key(given: str | None) -> str | None:

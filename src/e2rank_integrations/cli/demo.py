@@ -14,7 +14,7 @@ from .._optional import check_extras
 from ..corpus import builtin_corpus
 from ..errors import E2RankHubUnreachableError
 from ..loading import TINY_RANDOM
-from ._common import DEFAULT_MODEL_HELP, CLIError, command, epilog, load_model, model_options
+from ._common import DEFAULT_MODEL_HELP, CLIError, command, deprecated_flag, epilog, load_model, model_options
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
 DEMO_COLLECTION = "e2rank-demo"
@@ -40,7 +40,8 @@ def add_parser(sub: Any) -> None:
         "--chroma-dir", default=None, help="keep the Chroma database in this directory (default: a temporary one)"
     )
     demo.add_argument("--query", default=DEFAULT_QUERY, help="the question to search for (default: %(default)r)")
-    demo.add_argument("--top-k", type=int, default=20, help="candidates retrieved and reranked (default: %(default)s)")
+    demo.add_argument("--k", type=int, default=20, help="candidates retrieved and reranked (default: %(default)s)")
+    deprecated_flag(demo, "--top-k", "--k")
     demo.add_argument("--show", type=int, default=10, help="rows printed (default: %(default)s)")
 
 
@@ -77,7 +78,7 @@ def _clip(text: str, width: int) -> str:
 def run(args: argparse.Namespace) -> int:
     """Index the built-in corpus in an embedded Chroma, retrieve for a query, rerank, print both orders with timings."""
     out = sys.stdout
-    for name in ("top_k", "show"):
+    for name in ("k", "show"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
     check_extras(["model", "chroma"], "`e2rank demo`")  # before loading a model: a missing extra fails at once
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         result = collection.query(
             query_texts=[args.query],
-            n_results=args.top_k,
+            n_results=args.k,
             include=["documents", "metadatas", "distances", "embeddings"],
         )
         query_s = time.perf_counter() - start

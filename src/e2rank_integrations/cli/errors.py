@@ -16,7 +16,8 @@ EXPECTED = (CLIError, E2RankError, ValueError, TypeError, OSError)
 
 def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     """Each option's dest (a settings parameter's name) and its flag: ``{"chroma_dir": "--chroma-dir"}``."""
-    return {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings and a.dest != "help"}
+    shown = [a for a in parser._actions if a.option_strings and a.help != argparse.SUPPRESS]  # not deprecated ones
+    return {a.dest: a.option_strings[-1] for a in shown if a.dest != "help"}
 
 
 def as_flags(message: str, names: dict[str, str]) -> str:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from .._optional import check_extras
-from ._common import CLIError, command, default_model, epilog, load_model, model_options
+from ._common import CLIError, command, default_model, deprecated_flag, epilog, load_model, model_options
 from .rerank import add_prompt_options
 
 
@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
             "model,eval",
             """
             e2rank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --run bm25.trec
-            e2rank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --retrieve --top-k 50
+            e2rank eval --corpus corpus.jsonl --queries queries.jsonl --qrels qrels/test.tsv --retrieve --k 50
             """,
         ),
     )
@@ -36,8 +36,9 @@ def add_parser(sub: Any) -> None:
         "--retrieve", action="store_true", help="use the model's own retrieval as the first stage (default: off)"
     )
     eval_p.add_argument(
-        "--top-k", type=int, default=100, help="first-stage documents reranked per query (default: %(default)s)"
+        "--k", type=int, default=100, help="first-stage documents reranked per query (default: %(default)s)"
     )
+    deprecated_flag(eval_p, "--top-k", "--k")
     add_prompt_options(eval_p)
     eval_p.add_argument(
         "--passes", type=int, default=1, help="rerank passes; 2 reranks the first pass's order (default: %(default)s)"
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     check_extras(["model", "eval"], "`e2rank eval`")  # pytrec_eval scores at the end: check it before reranking
     if (args.run is None) == (not args.retrieve):
         raise CLIError("give exactly one first stage: --run FILE.trec or --retrieve")
-    if args.top_k < 1:
-        raise CLIError("--top-k must be >= 1")
+    if args.k < 1:
+        raise CLIError("--k must be >= 1")
     corpus = evaluation.load_corpus(args.corpus)
     queries = evaluation.load_queries(args.queries)
     qrels = evaluation.load_qrels(args.qrels)
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"none of the {len(queries)} queries has relevance judgements in {args.qrels}")
     model = load_model(args.model, device=args.device, cache=args.cache)
     if first_stage is None:
-        first_stage = evaluation.retrieve_run(model, corpus, judged, top_k=args.top_k)
+        first_stage = evaluation.retrieve_run(model, corpus, judged, k=args.k)
     progress: Any = iter
     if sys.stderr.isatty():
         from tqdm.auto import tqdm
@@ -81,13 +82,13 @@ def run(args: argparse.Namespace) -> int:
         corpus,
         judged,
         first_stage,
-        top_k=args.top_k,
+        k=args.k,
         progress=progress,
         num_prompt_docs=args.num_prompt_docs,
         passes=args.passes,
         instruction=args.instruction,
     )
-    report = evaluation.evaluate(qrels, {q: first_stage[q] for q in reranked}, reranked, top_k=args.top_k)
+    report = evaluation.evaluate(qrels, {q: first_stage[q] for q in reranked}, reranked, k=args.k)
     print(report.table())
     if args.output:
         evaluation.write_run(reranked, args.output)

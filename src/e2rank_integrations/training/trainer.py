@@ -249,7 +249,7 @@ def evaluate_slates(
         first_stage[qid] = {doc: float(len(ids) - j) for j, doc in enumerate(ids)}
         qrels[qid] = dict(zip(ids, slate.grades()))
         by_instruction.setdefault(instructions_for(slate.source, model.prompts, instructions)[1], []).append(qid)
-    top_k = max(len(s.documents) for s in slates)
+    k = max(len(s.documents) for s in slates)
     reranked: dict[str, dict[str, float]] = {}
     for instruction, qids in by_instruction.items():
         group = {q: queries[q] for q in qids}
@@ -259,12 +259,12 @@ def evaluate_slates(
                 corpus,
                 group,
                 first_stage,
-                top_k=top_k,
+                k=k,
                 instruction=instruction,
                 num_prompt_docs=num_prompt_docs,
             )
         )
-    return evaluate(qrels, first_stage, reranked, top_k=top_k)
+    return evaluate(qrels, first_stage, reranked, k=k)
 
 
 def training_arguments(config: TrainConfig) -> Any:
