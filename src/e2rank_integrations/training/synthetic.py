@@ -14,6 +14,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from ..errors import E2RankValueError
+
 __all__ = ["WORDS", "make_topic_task", "write_jsonl"]
 
 WORDS = [
@@ -109,7 +111,7 @@ def make_topic_task(
     size = len(WORDS) // topics
     groups = [WORDS[i * size : (i + 1) * size] for i in range(topics)]
     if not 0 < query_words <= size:
-        raise ValueError(f"query_words must be in 1..{size}")
+        raise E2RankValueError(f"`query_words` must be in 1..{size}")
     slates = []
     for _ in range(n_queries):
         topic = rng.randrange(topics) if preferred_topic is None else preferred_topic

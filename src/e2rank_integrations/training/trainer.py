@@ -311,10 +311,12 @@ def training_arguments(config: TrainConfig) -> Any:
     overrides = dict(item.split("=", 1) for item in config.hf_args)
     reserved = sorted(_RESERVED_HF_ARGS & set(overrides))
     if reserved:
-        raise ValueError(f"hf_args cannot set {', '.join(reserved)}: train() sets them (use --batch-size, --output)")
+        raise E2RankValueError(
+            f"`hf_args` cannot set {', '.join(reserved)}: train() sets them (use `batch_size`, `output`)"
+        )
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise ValueError(f"hf_args: {', '.join(unknown)} is not a transformers.TrainingArguments field")
+        raise E2RankValueError(f"`hf_args`: {', '.join(unknown)} is not a transformers.TrainingArguments field")
     if overrides:  # let transformers' own parser turn the strings into the fields' types
         parser = transformers.HfArgumentParser(cast(Any, transformers.TrainingArguments))
         argv = ["--output_dir", config.output]
@@ -337,7 +339,7 @@ def _check_report_to(report_to: Any) -> None:
     missing = [n for n in names if n not in available]
     if missing:
         raise E2RankValueError(
-            f"report_to: {', '.join(missing)} is not available: its package is not installed (pip install "
+            f"`report_to`: {', '.join(missing)} is not available: its package is not installed (pip install "
             f"{' '.join(missing)}), or it is not an integration transformers knows; available here: "
             f"{', '.join(sorted(available)) or 'none'}"
         )
@@ -357,7 +359,7 @@ def _check_distributed(args: Any) -> None:
     if launched > 1 and args.world_size != launched:
         raise E2RankValueError(
             f"{launched} processes were launched (WORLD_SIZE={launched}) but transformers set up a world of "
-            f"{args.world_size}: each process would train alone on all the data. Check hf_args (use_cpu, "
+            f"{args.world_size}: each process would train alone on all the data. Check `hf_args` (use_cpu, "
             "ddp_backend) and the launcher's settings."
         )
 
@@ -398,11 +400,12 @@ def _check_output(config: TrainConfig) -> tuple[Path | None, list[str]]:
         checkpoint, skipped = latest_checkpoint(output)
         if checkpoint is None:
             why = f" ({'; '.join(skipped)})" if skipped else ""
-            raise E2RankValueError(f"resume: no complete checkpoint-* directory in {output} to resume from{why}")
+            raise E2RankValueError(f"`resume`: no complete checkpoint-* directory in {output} to resume from{why}")
         return checkpoint, skipped
     if output.is_dir() and any(output.iterdir()):
         raise E2RankValueError(
-            f"output {output} is not empty: set resume to continue from its last checkpoint, or choose another output"
+            f"`output` {output} is not empty: set `resume` to continue from its last checkpoint, or choose another "
+            "`output`"
         )
     return None, []
 
@@ -476,7 +479,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
 
     Raises:
         TrainingDataError: A data line is malformed (the message names the file and line).
-        ValueError: A setting is invalid, or the output directory is in use.
+        E2RankValueError: A setting is invalid, or the output directory is in use.
     """
     stream = out or sys.stdout
     checkpoint, skipped = _check_output(config)
@@ -499,7 +502,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     gathering = config.negatives_cross_device and args.world_size > 1
     batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=data)
     if not batches:
-        raise TrainingDataError(data, 0, f"fewer slates than batch_size {config.batch_size} in every group")
+        raise TrainingDataError(data, 0, f"fewer slates than `batch_size` {config.batch_size} in every group")
     kept = sum(len(b) for b in batches)
     largest = max(len(b) for b in batches)
     if largest < config.batch_size:
