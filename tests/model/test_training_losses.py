@@ -141,7 +141,7 @@ def gathered_loss(rank, port):
         q, d = (t.requires_grad_() for t in shard(rank))
         loss = infonce_loss(gather_across_devices(q), gather_across_devices(d), 0.03)
         loss.backward()
-        return float(loss), q.grad.clone(), d.grad.clone()
+        return float(loss.detach()), q.grad.clone(), d.grad.clone()
     finally:
         dist.destroy_process_group()
 
