@@ -315,3 +315,25 @@ def test_parquet_and_in_memory_records_read_as_json_lines(tmp_path):
         load_slates(path)
     with pytest.raises(TrainingDataError, match=r"<list>:1: no 'negative' or 'neg' \(triples format\)"):
         load_slates([{"query": "q", "pos": "p"}], data_format="triples")
+
+
+def test_on_every_topic_slates_a_ranking_that_ignores_the_query_scores_exactly_chance():
+    """The bound the learnability test compares with: any fixed order of each passage set, asked by every topic."""
+    import random
+
+    from e2rank_integrations.evaluation import evaluate
+    from e2rank_integrations.training.synthetic import chance_ndcg, make_query_topic_task
+
+    slates = make_query_topic_task(6, topics=4, per_topic=2, every_topic=True, seed=5)
+    qrels = {str(i): {f"{i}/{j}": g for j, g in enumerate(s["relevance"])} for i, s in enumerate(slates)}
+    rng = random.Random(0)
+    for _ in range(3):
+        orders = {}  # one random order per passage set, whatever its query
+        runs = {}
+        for i, slate in enumerate(slates):
+            key = tuple(slate["document"])
+            orders.setdefault(key, rng.sample(range(len(key)), len(key)))
+            runs[str(i)] = {f"{i}/{j}": float(len(key) - rank) for rank, j in enumerate(orders[key])}
+        assert evaluate(qrels, runs, runs, top_k=10).after["nDCG@10"] == pytest.approx(chance_ndcg(4, 2))
+    by_query = {str(i): {f"{i}/{j}": float(g) for j, g in enumerate(s["relevance"])} for i, s in enumerate(slates)}
+    assert evaluate(qrels, by_query, by_query, top_k=10).after["nDCG@10"] == pytest.approx(100)

@@ -21,8 +21,7 @@ from e2rank_integrations.training.synthetic import make_topic_task, write_jsonl
 
 SCRIPT = """
     import json, sys
-    from e2rank_integrations import E2RankValueError
-from e2rank_integrations.training import TrainConfig, train
+    from e2rank_integrations.training import TrainConfig, train
     train(TrainConfig(**json.loads(sys.argv[1])))
 """
 
