@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("accelerate")
 
-from e2rank_integrations import TrainingDataError
+from e2rank_integrations import E2RankValueError, TrainingDataError
 from e2rank_integrations.cli import build_parser, main
 from e2rank_integrations.training import Slate, SlateCollator, TrainConfig, load_slates, make_batches, train
 from e2rank_integrations.training.config import TASK_INSTRUCTIONS
@@ -176,7 +176,6 @@ def test_the_collator_encodes_as_the_model_embeds(tiny_path):
 
 
 def test_own_instructions_win_over_the_authors_and_a_file_wins_per_source(tmp_path):
-    from e2rank_integrations import E2RankValueError
     from e2rank_integrations.training.config import instructions_for
 
     common = {"model": "m", "data": "d", "output": "o"}
@@ -191,7 +190,7 @@ def test_own_instructions_win_over_the_authors_and_a_file_wins_per_source(tmp_pa
     assert instructions_for("law", prompts, both) == ("Find statutes", "Find statutes")
     assert instructions_for("nq", prompts, both) == instructions_for(None, prompts, both) == ("Q", "R:")
     table.write_text(json.dumps({"law": ""}))
-    with pytest.raises(E2RankValueError, match=r"instructions: .*'law' must be a non-empty text"):
+    with pytest.raises(E2RankValueError, match=r"`instructions`: .*'law' must be a non-empty text"):
         TrainConfig(**common, instructions=str(table)).task_instructions()
 
 
@@ -235,13 +234,17 @@ def test_cli_refuses_a_used_output_directory_and_a_resume_without_checkpoint(tmp
     (used / "something").write_text("x")
     base = ["train", "--model", str(tiny_path), "--data", str(data)]
     assert main([*base, "--output", str(used)]) == 1
-    assert "is not empty: set resume to continue" in capsys.readouterr().err
+    assert "is not empty: set --resume to continue" in capsys.readouterr().err
     assert main([*base, "--output", str(used), "--resume"]) == 1
     assert "no complete checkpoint-* directory" in capsys.readouterr().err
     assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "per_device_train_batch_size=4"]) == 1
-    assert "use --batch-size" in capsys.readouterr().err
+    assert "use --batch-size, --output" in capsys.readouterr().err
     assert main([*base, "--output", str(tmp_path / "o"), "--hf-arg", "not_a_field=1"]) == 1
-    assert "not_a_field is not a transformers.TrainingArguments field" in capsys.readouterr().err
+    assert "--hf-arg: not_a_field is not a transformers.TrainingArguments field" in capsys.readouterr().err
+    assert main([*base, "--output", str(tmp_path / "o"), "--eval-steps", "5"]) == 1
+    assert "error: --eval-steps needs --eval-data" in capsys.readouterr().err  # the library names `eval_steps`
+    with pytest.raises(E2RankValueError, match="`lr` must be > 0"):
+        TrainConfig(model="m", data="d", output="o", lr=0)
 
 
 def test_module_entry_point_is_the_train_command():
@@ -283,7 +286,6 @@ def test_truncation_a_batch_larger_than_the_data_and_own_instruction(tmp_path, t
 def test_a_missing_reporting_package_is_named_before_training(tmp_path):
     import importlib.util
 
-    from e2rank_integrations import E2RankValueError
     from e2rank_integrations.training.trainer import training_arguments
 
     missing = next((n for n in ("wandb", "mlflow", "clearml") if importlib.util.find_spec(n) is None), None)
@@ -293,9 +295,9 @@ def test_a_missing_reporting_package_is_named_before_training(tmp_path):
         TrainConfig(model="m", data="d", output=str(tmp_path), report_to=missing),
         TrainConfig(model="m", data="d", output=str(tmp_path), hf_args=[f"report_to={missing}"]),
     ):
-        with pytest.raises(E2RankValueError, match=f"report_to: {missing} is not available: .*pip install {missing}"):
+        with pytest.raises(E2RankValueError, match=f"`report_to`: {missing} is not available: .*pip install {missing}"):
             training_arguments(config)
-    with pytest.raises(E2RankValueError, match="eval_steps needs eval_data"):
+    with pytest.raises(E2RankValueError, match="`eval_steps` needs `eval_data`"):
         TrainConfig(model="m", data="d", output="o", eval_steps=5)
 
 
@@ -313,3 +315,25 @@ def test_parquet_and_in_memory_records_read_as_json_lines(tmp_path):
         load_slates(path)
     with pytest.raises(TrainingDataError, match=r"<list>:1: no 'negative' or 'neg' \(triples format\)"):
         load_slates([{"query": "q", "pos": "p"}], data_format="triples")
+
+
+def test_on_every_topic_slates_a_ranking_that_ignores_the_query_scores_exactly_chance():
+    """The bound the learnability test compares with: any fixed order of each passage set, asked by every topic."""
+    import random
+
+    from e2rank_integrations.evaluation import evaluate
+    from e2rank_integrations.training.synthetic import chance_ndcg, make_query_topic_task
+
+    slates = make_query_topic_task(6, topics=4, per_topic=2, every_topic=True, seed=5)
+    qrels = {str(i): {f"{i}/{j}": g for j, g in enumerate(s["relevance"])} for i, s in enumerate(slates)}
+    rng = random.Random(0)
+    for _ in range(3):
+        orders = {}  # one random order per passage set, whatever its query
+        runs = {}
+        for i, slate in enumerate(slates):
+            key = tuple(slate["document"])
+            orders.setdefault(key, rng.sample(range(len(key)), len(key)))
+            runs[str(i)] = {f"{i}/{j}": float(len(key) - rank) for rank, j in enumerate(orders[key])}
+        assert evaluate(qrels, runs, runs, top_k=10).after["nDCG@10"] == pytest.approx(chance_ndcg(4, 2))
+    by_query = {str(i): {f"{i}/{j}": float(g) for j, g in enumerate(s["relevance"])} for i, s in enumerate(slates)}
+    assert evaluate(qrels, by_query, by_query, top_k=10).after["nDCG@10"] == pytest.approx(100)

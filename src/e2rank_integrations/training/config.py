@@ -142,9 +142,9 @@ def load_instructions(path: str) -> dict[str | None, tuple[str, str]]:
         with open(path, encoding="utf-8") as handle:
             data: Any = json.load(handle)
     except (OSError, ValueError) as exc:
-        raise E2RankValueError(f"instructions: cannot read {path} as JSON ({exc})") from exc
+        raise E2RankValueError(f"`instructions`: cannot read {path} as JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise E2RankValueError(f"instructions: {path} must hold a JSON object of source -> instruction")
+        raise E2RankValueError(f"`instructions`: {path} must hold a JSON object of source -> instruction")
     table: dict[str | None, tuple[str, str]] = {}
     for source, value in data.items():
         if isinstance(value, dict) and set(value) == {"query", "rerank"}:
@@ -153,7 +153,7 @@ def load_instructions(path: str) -> dict[str | None, tuple[str, str]]:
             value = (value, value)
         if not (isinstance(value, tuple) and all(isinstance(v, str) and v.strip() for v in value)):
             raise E2RankValueError(
-                f'instructions: {path}: {source!r} must be a non-empty text or {{"query": ..., "rerank": ...}}'
+                f'`instructions`: {path}: {source!r} must be a non-empty text or {{"query": ..., "rerank": ...}}'
             )
         table[None if source == "*" else source] = value
     return table
@@ -249,35 +249,37 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "num_prompt_docs", "max_query_tokens", "max_doc_tokens"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise E2RankValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name in ("max_prompt_tokens", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise E2RankValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name in ("lr", "temperature", "epochs"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise E2RankValueError(f"`{name}` must be > 0, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+            raise E2RankValueError(f"`max_steps` must be >= 1, got {self.max_steps}")
         if self.lora_r is not None and self.lora_r < 1:
-            raise ValueError(f"lora_r must be >= 1, got {self.lora_r}")
+            raise E2RankValueError(f"`lora_r` must be >= 1, got {self.lora_r}")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            raise E2RankValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}")
         if self.prompt_format not in PROMPT_FORMATS:
-            raise ValueError(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
+            raise E2RankValueError(
+                f"`prompt_format` must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}"
+            )
         for name in ("eval_steps", "early_stopping_patience"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise E2RankValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise E2RankValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if self.eval_steps is not None and self.eval_data is None:
-            raise E2RankValueError("eval_steps needs eval_data: the slates to evaluate on")
+            raise E2RankValueError("`eval_steps` needs `eval_data`: the slates to evaluate on")
         if self.early_stopping_patience is not None and self.eval_steps is None:
-            raise E2RankValueError("early_stopping_patience needs eval_steps (and eval_data)")
+            raise E2RankValueError("`early_stopping_patience` needs `eval_steps` (and `eval_data`)")
         if self.data_format not in DATA_FORMATS:
-            raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
+            raise E2RankValueError(f"`data_format` must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
         if self.instruction is not None and not self.instruction.strip():
-            raise E2RankValueError("instruction must be a non-empty text")
+            raise E2RankValueError("`instruction` must be a non-empty text")
         for item in self.hf_args:
             if "=" not in item:
-                raise ValueError(f"hf_args items are name=value, got {item!r}")
+                raise E2RankValueError(f"`hf_args` items are name=value, got {item!r}")
 
     def task_instructions(self) -> dict[str | None, tuple[str, str]]:
         """The (query, rerank) instruction per source of this run; the key ``None`` for every other source.

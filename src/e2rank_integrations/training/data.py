@@ -109,7 +109,7 @@ def load_slates(data: str | os.PathLike[str] | Iterable[Mapping[str, Any]], data
         (1, 2, 0)
     """
     if data_format not in DATA_FORMATS:
-        raise E2RankValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}")
+        raise E2RankValueError(f"`data_format` must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}")
     name = data_name(data)
     slates = []
     try:
@@ -162,7 +162,7 @@ def _convert(record: dict[str, Any], data_format: str) -> dict[str, Any]:
         for name in names:
             if name in record:
                 return record[name]
-        raise ValueError(f"no {' or '.join(repr(n) for n in names)} ({data_format} format)")
+        raise E2RankValueError(f"no {' or '.join(repr(n) for n in names)} ({data_format} format)")
 
     query = pick("query", "anchor")
     if data_format == "triples":
@@ -173,7 +173,7 @@ def _convert(record: dict[str, Any], data_format: str) -> dict[str, Any]:
     if data_format == "scored":
         pos_scores, neg_scores = _texts(pick("pos_scores")), _texts(pick("neg_scores"))
         if len(pos_scores) != len(pos) or len(neg_scores) != len(neg):
-            raise ValueError("'pos_scores' and 'neg_scores' must have one score per 'pos' and 'neg' passage")
+            raise E2RankValueError("'pos_scores' and 'neg_scores' must have one score per 'pos' and 'neg' passage")
         converted["scores"] = pos_scores + neg_scores
     else:
         converted["relevance"] = [1] * len(pos) + [0] * len(neg)
@@ -389,7 +389,7 @@ class SlateCollator:
         size = len(slates[0].documents)
         for slate in slates:
             if len(slate.documents) != size:
-                raise ValueError(
+                raise E2RankValueError(
                     f"slates of unequal length in one batch (line {slates[0].line}: {size} passages, "
                     f"line {slate.line}: {len(slate.documents)}); form batches with make_batches"
                 )

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._optional import require
+from ..errors import E2RankValueError
 
 require("torch", extra="train")
 
@@ -58,9 +59,11 @@ def infonce_loss(q: Tensor, d: Tensor, temperature: float = 0.03) -> Tensor:
         torch.Size([])
     """
     if q.dim() != 2 or d.dim() != 2 or q.size(1) != d.size(1):
-        raise ValueError(f"q must be (batch, dim) and d (batch * slate, dim); got {tuple(q.shape)}, {tuple(d.shape)}")
+        raise E2RankValueError(
+            f"`q` must be (batch, dim) and `d` (batch * slate, dim); got {tuple(q.shape)}, {tuple(d.shape)}"
+        )
     if q.size(0) == 0 or d.size(0) % q.size(0) != 0:
-        raise ValueError(f"d has {d.size(0)} rows, not a multiple of the {q.size(0)} queries")
+        raise E2RankValueError(f"`d` has {d.size(0)} rows, not a multiple of the {q.size(0)} queries")
     slate = d.size(0) // q.size(0)
     logits = q @ d.T / temperature
     target = torch.arange(q.size(0), device=q.device) * slate
@@ -89,11 +92,11 @@ def ranknet_loss(scores: Tensor, ranking: Tensor, grades: Tensor | None = None) 
         True
     """
     if scores.dim() != 2 or scores.shape != ranking.shape:
-        raise ValueError(
-            f"scores and ranking must both be (batch, slate); got {tuple(scores.shape)}, {tuple(ranking.shape)}"
+        raise E2RankValueError(
+            f"`scores` and `ranking` must both be (batch, slate); got {tuple(scores.shape)}, {tuple(ranking.shape)}"
         )
     if scores.size(1) < 2:
-        raise ValueError("a slate needs at least 2 passages to have a pair to rank")
+        raise E2RankValueError("a slate needs at least 2 passages to have a pair to rank")
     ordered = scores.gather(1, ranking)  # best first
     diffs = ordered.unsqueeze(2) - ordered.unsqueeze(1)  # [b, a, c] = s_a - s_c in teacher positions
     size = scores.size(1)

@@ -70,11 +70,12 @@ __all__ = [
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 # Set by train() from its TrainConfig; overriding them through hf_args would break what train() relies on.
 _RESERVED_HF_ARGS = {"output_dir", "per_device_train_batch_size", "remove_unused_columns"}
+_CONFIG_DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(TrainConfig)}
 
 
 @dataclass(frozen=True)
 class Objective:
-    """The loss settings (the authors' values by default).
+    """The loss settings; the defaults are :class:`TrainConfig`'s (the authors' values).
 
     Attributes:
         temperature: InfoNCE temperature.
@@ -87,12 +88,12 @@ class Objective:
             does), so a step equals one process on the combined batch.
     """
 
-    temperature: float = 0.03
-    embedding_weight: float = 1.0
-    ranknet_weight: float = 2.0
-    ranknet_scale: float = 10.0
-    negatives_cross_device: bool = False
-    authors_cross_device_scale: bool = False
+    temperature: float = _CONFIG_DEFAULTS["temperature"]
+    embedding_weight: float = _CONFIG_DEFAULTS["embedding_weight"]
+    ranknet_weight: float = _CONFIG_DEFAULTS["ranknet_weight"]
+    ranknet_scale: float = _CONFIG_DEFAULTS["ranknet_scale"]
+    negatives_cross_device: bool = _CONFIG_DEFAULTS["negatives_cross_device"]
+    authors_cross_device_scale: bool = _CONFIG_DEFAULTS["authors_cross_device_scale"]
 
 
 class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
@@ -311,10 +312,12 @@ def training_arguments(config: TrainConfig) -> Any:
     overrides = dict(item.split("=", 1) for item in config.hf_args)
     reserved = sorted(_RESERVED_HF_ARGS & set(overrides))
     if reserved:
-        raise ValueError(f"hf_args cannot set {', '.join(reserved)}: train() sets them (use --batch-size, --output)")
+        raise E2RankValueError(
+            f"`hf_args` cannot set {', '.join(reserved)}: train() sets them (use `batch_size`, `output`)"
+        )
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise ValueError(f"hf_args: {', '.join(unknown)} is not a transformers.TrainingArguments field")
+        raise E2RankValueError(f"`hf_args`: {', '.join(unknown)} is not a transformers.TrainingArguments field")
     if overrides:  # let transformers' own parser turn the strings into the fields' types
         parser = transformers.HfArgumentParser(cast(Any, transformers.TrainingArguments))
         argv = ["--output_dir", config.output]
@@ -337,7 +340,7 @@ def _check_report_to(report_to: Any) -> None:
     missing = [n for n in names if n not in available]
     if missing:
         raise E2RankValueError(
-            f"report_to: {', '.join(missing)} is not available: its package is not installed (pip install "
+            f"`report_to`: {', '.join(missing)} is not available: its package is not installed (pip install "
             f"{' '.join(missing)}), or it is not an integration transformers knows; available here: "
             f"{', '.join(sorted(available)) or 'none'}"
         )
@@ -357,8 +360,18 @@ def _check_distributed(args: Any) -> None:
     if launched > 1 and args.world_size != launched:
         raise E2RankValueError(
             f"{launched} processes were launched (WORLD_SIZE={launched}) but transformers set up a world of "
-            f"{args.world_size}: each process would train alone on all the data. Check hf_args (use_cpu, "
+            f"{args.world_size}: each process would train alone on all the data. Check `hf_args` (use_cpu, "
             "ddp_backend) and the launcher's settings."
+        )
+    # accelerate's launcher for CPUs (without --multi_gpu) starts several processes only through MPI; asked for
+    # more than one without it, it starts one and marks it with MASTER_PORT but no world size.
+    world_vars = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+    if "ACCELERATE_USE_CPU" in os.environ and "MASTER_PORT" in os.environ and not any(map(os.environ.get, world_vars)):
+        raise E2RankValueError(
+            "accelerate launch started one process where several were asked for: without --multi_gpu it starts "
+            "several on CPUs only through MPI (--mpirun_hostfile). For one run over N processes use "
+            "`accelerate launch --multi_gpu --num_processes N` (it works without GPUs, on gloo) or torchrun; for "
+            "one process, --num_processes 1."
         )
 
 
@@ -398,13 +411,30 @@ def _check_output(config: TrainConfig) -> tuple[Path | None, list[str]]:
         checkpoint, skipped = latest_checkpoint(output)
         if checkpoint is None:
             why = f" ({'; '.join(skipped)})" if skipped else ""
-            raise E2RankValueError(f"resume: no complete checkpoint-* directory in {output} to resume from{why}")
+            raise E2RankValueError(f"`resume`: no complete checkpoint-* directory in {output} to resume from{why}")
         return checkpoint, skipped
     if output.is_dir() and any(output.iterdir()):
         raise E2RankValueError(
-            f"output {output} is not empty: set resume to continue from its last checkpoint, or choose another output"
+            f"`output` {output} is not empty: set `resume` to continue from its last checkpoint, or choose another "
+            "`output`"
         )
     return None, []
+
+
+def _align_special_tokens(model_config: Any, tokenizer: Any) -> None:
+    """Give the model's config the tokenizer's EOS/BOS/PAD ids, as the Trainer does at its start.
+
+    Qwen3 embedding checkpoints say EOS ``<|endoftext|>`` in the config and ``<|im_end|>`` in the tokenizer; the
+    Trainer would align them itself and warn on every run. Embedding never reads these ids (the prompt format
+    appends its own end token); the saved config agrees with the saved tokenizer either way.
+    """
+    for name in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        token_id = getattr(tokenizer, name)
+        current = getattr(model_config, name, None)
+        if token_id is None or token_id == current or (isinstance(current, list) and token_id in current):
+            continue
+        # several EOS ids: keep them all, the tokenizer's first (as the Trainer does)
+        setattr(model_config, name, [token_id, *current] if isinstance(current, list) else token_id)
 
 
 def build_trainer(
@@ -419,6 +449,7 @@ def build_trainer(
         config.model, device="cpu", dtype="float32", cache=False, prompts=config.prompts, max_length=limit
     )  # float32 master weights; --bf16 trains under autocast
     model = encoder.model
+    _align_special_tokens(model.config, encoder.tokenizer)
     if config.lora_r is not None:
         peft = require("peft", extra="train")
         lora = peft.LoraConfig(
@@ -442,14 +473,7 @@ def build_trainer(
             instructions=config.task_instructions(),
         ),
         processing_class=encoder.tokenizer,
-        objective=Objective(
-            temperature=config.temperature,
-            embedding_weight=config.embedding_weight,
-            ranknet_weight=config.ranknet_weight,
-            ranknet_scale=config.ranknet_scale,
-            negatives_cross_device=config.negatives_cross_device,
-            authors_cross_device_scale=config.authors_cross_device_scale,
-        ),
+        objective=Objective(**{item.name: getattr(config, item.name) for item in fields(Objective)}),
         eval_slates=eval_slates if config.eval_steps is not None else None,
         encoder=encoder,
         num_prompt_docs=config.num_prompt_docs,
@@ -476,7 +500,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
 
     Raises:
         TrainingDataError: A data line is malformed (the message names the file and line).
-        ValueError: A setting is invalid, or the output directory is in use.
+        E2RankValueError: A setting is invalid, or the output directory is in use.
     """
     stream = out or sys.stdout
     checkpoint, skipped = _check_output(config)
@@ -499,7 +523,7 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     gathering = config.negatives_cross_device and args.world_size > 1
     batches = make_batches(slates, config.batch_size, config.seed, same_shape=gathering, path=data)
     if not batches:
-        raise TrainingDataError(data, 0, f"fewer slates than batch_size {config.batch_size} in every group")
+        raise TrainingDataError(data, 0, f"fewer slates than `batch_size` {config.batch_size} in every group")
     kept = sum(len(b) for b in batches)
     largest = max(len(b) for b in batches)
     if largest < config.batch_size:
