@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import check_extras, require
-from .errors import E2RankIndexError
+from .errors import E2RankIndexError, E2RankStateError, E2RankValueError
 from .model import DEFAULT_MODEL
 from .prompts import titled
 from .scoring import check_positive_int
@@ -158,7 +158,7 @@ def count_records(path: str | os.PathLike[str]) -> int | None:
     total = 0
     for file in input_files(path):
         if file.name.endswith(_PARQUET_SUFFIXES):
-            total += require("pyarrow.parquet", extra="parquet").ParquetFile(file).metadata.num_rows
+            total += _parquet_file(file).metadata.num_rows
         elif file.name.endswith(".gz"):
             return None
         else:
@@ -184,8 +184,7 @@ def _jsonl_records(file: Path, fields: InputFields) -> Iterator[Record]:
 
 
 def _parquet_records(file: Path, fields: InputFields) -> Iterator[Record]:
-    parquet = require("pyarrow.parquet", extra="parquet")
-    reader = parquet.ParquetFile(file)
+    reader = _parquet_file(file)
     names = set(reader.schema_arrow.names)
     for name in fields.columns():
         if name not in names:  # every row lacks it: say so once, naming the column
@@ -195,6 +194,13 @@ def _parquet_records(file: Path, fields: InputFields) -> Iterator[Record]:
         for row in batch.to_pylist():
             number += 1
             yield record_from_row({k: v for k, v in row.items() if v is not None}, fields, f"{file.name} row {number}")
+
+
+def _parquet_file(file: Path) -> Any:
+    try:
+        return require("pyarrow.parquet", extra="parquet").ParquetFile(file)
+    except ValueError as exc:  # pyarrow's ArrowInvalid: the file is not Parquet
+        raise E2RankIndexError(f"{file.name}: not a Parquet file ({exc})") from None
 
 
 def _kind(value: object) -> str:
@@ -261,7 +267,7 @@ class ParquetStore:
     def write(self, records: Sequence[Record], vectors: Embeddings) -> None:
         """Write one part file holding ``records`` and their vectors, atomically."""
         if self._identity is None:
-            raise RuntimeError("ParquetStore.bind() must name the model before the first write")
+            raise E2RankStateError("ParquetStore.bind() must name the model before the first write")
         pa = self._pa
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         table = pa.table(
@@ -570,7 +576,7 @@ def index_corpus(
     """
     backends = [check_backend(b) for b in (backend if isinstance(backend, (list, tuple)) else [backend])]
     if not backends:
-        raise ValueError("index_corpus needs at least one backend")
+        raise E2RankValueError("index_corpus needs at least one backend")
     batch_size = check_positive_int(batch_size, "batch_size")
     concurrency = check_positive_int(concurrency if concurrency is not None else len(backends), "concurrency")
     fields = fields or InputFields()
@@ -934,10 +940,11 @@ def _open_store(settings: IndexSettings, backend: Callable[[], Any]) -> ParquetS
         return ParquetStore(str(settings.output))
     chromadb = require("chromadb", extra="chroma")
     chroma = require("e2rank_integrations.chroma", extra="chroma")
-    if settings.chroma_host:
-        client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
-    else:
-        client = chromadb.PersistentClient(path=settings.chroma_dir)
+    with chroma.chroma_refusals():  # "Could not connect to a Chroma server" is a ValueError
+        if settings.chroma_host:
+            client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port)
+        else:
+            client = chromadb.PersistentClient(path=settings.chroma_dir)
     api_key_env = "E2RANK_API_KEY" if settings.server_urls and os.environ.get("E2RANK_API_KEY") else None
     function = chroma.E2RankEmbeddingFunction(backend(), api_key_env=api_key_env)
     return ChromaStore(client, settings.collection, function)

@@ -96,9 +96,9 @@ class PromptFormat:
             template = getattr(self, name)
             missing = [f for f in fields if "{" + f + "}" not in template]
             if missing:
-                raise ValueError(f"PromptFormat.{name} must contain {', '.join('{' + f + '}' for f in missing)}")
+                raise E2RankValueError(f"PromptFormat.{name} must contain {', '.join('{' + f + '}' for f in missing)}")
         if self.doc_max_words < 1:
-            raise ValueError(f"PromptFormat.doc_max_words must be >= 1, got {self.doc_max_words}")
+            raise E2RankValueError(f"PromptFormat.doc_max_words must be >= 1, got {self.doc_max_words}")
 
     def query(self, text: str, instruction: str | None = None) -> str:
         """Format one retrieval query (instruction, query, end-of-text token)."""
@@ -207,7 +207,7 @@ def fair_caps(lengths: Sequence[int], budget: int) -> list[int]:
     [10, 40, 40]
     """
     if budget < 0:
-        raise ValueError(f"budget must be >= 0, got {budget}")
+        raise E2RankValueError(f"budget must be >= 0, got {budget}")
     caps = list(lengths)
     if sum(caps) <= budget:
         return caps

@@ -11,6 +11,8 @@ from typing import Any, Protocol, cast, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from .errors import E2RankTypeError
+
 __all__ = [
     "AsyncBackend",
     "Backend",
@@ -134,7 +136,7 @@ def check_backend(backend: object) -> Any:
     """Return ``backend`` if it has the Backend methods, else raise a ``TypeError`` naming what is missing."""
     missing = [name for name in _BACKEND_METHODS if not callable(getattr(backend, name, None))]
     if missing:
-        raise TypeError(
+        raise E2RankTypeError(
             f"backend must be an E2RankModel, an E2RankClient or another Backend; {type(backend).__name__} "
             f"has no {', '.join(missing)}"
         )
@@ -149,7 +151,7 @@ def check_sync_backend(backend: object, async_api: str) -> Backend:
         async_api: What the caller should use instead with an async backend, e.g. ``"aembed_documents"``.
     """
     if is_async_backend(backend):
-        raise TypeError(
+        raise E2RankTypeError(
             f"{type(backend).__name__} is an async backend and cannot serve a blocking call: use {async_api} "
             "instead, or pass a sync backend (E2RankModel or E2RankClient)"
         )

@@ -376,7 +376,7 @@ async def test_unknown_collection_is_a_tool_error_naming_the_ones_there(corpus_d
     async with Client(create_server(tools, load_on_start=False)) as client:
         result = await client.call_tool("search", {"query": QUERY})
         assert result.is_error
-        assert "'nope' does not exist yet; restart the server with --collection one of: docs" in text_of(result)
+        assert "'nope' does not exist yet; restart the server with `collection` one of: docs" in text_of(result)
         info = await client.call_tool("collection_info", {})
         assert info.structured_content["exists"] is False
 
@@ -388,8 +388,8 @@ async def test_a_collection_of_another_model_is_refused(corpus_dir, other_tiny_p
         for name, arguments in (("search", {"query": QUERY}), ("collection_info", {})):
             result = await client.call_tool(name, arguments)
             assert result.is_error
-            assert f"--model {other_tiny_path} did not embed collection 'docs'" in text_of(result)
-            assert "without --model" in text_of(result)
+            assert f"`model` {other_tiny_path} did not embed collection 'docs'" in text_of(result)
+            assert "without `model`" in text_of(result)
 
 
 async def test_several_collections_need_a_name(tmp_path, tiny_path):
@@ -400,7 +400,7 @@ async def test_several_collections_need_a_name(tmp_path, tiny_path):
     tools.load()
     async with Client(create_server(tools, load_on_start=False)) as session:
         result = await session.call_tool("collection_info", {})
-        assert result.is_error and "holds 2 collections (alpha, beta): name the one to serve with --collection" in (
+        assert result.is_error and "holds 2 collections (alpha, beta): name the one to serve with `collection`" in (
             text_of(result)
         )
 
