@@ -23,10 +23,10 @@ import numpy as np
 
 from ._optional import require
 from .errors import E2RankTypeError, E2RankValueError
-from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
+from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat
 from .registry import REGISTRY, shared_model
-from .scoring import check_optional_positive_int, check_positive_int, check_top_n
 from .types import Embeddings, check_backend, is_async_backend
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_texts, check_top_n
 
 require("chromadb", extra="chroma")
 

@@ -62,16 +62,10 @@ from .errors import (
     E2RankTimeoutError,
     E2RankValueError,
 )
-from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fit_prompt
-from .scoring import (
-    as_embeddings,
-    check_optional_positive_int,
-    check_positive_int,
-    check_top_n,
-    listwise_steps,
-    normalize,
-)
+from .prompts import QWEN3_CHAT_WRAP, PromptFormat, fit_prompt
+from .scoring import as_embeddings, listwise_steps, normalize
 from .types import Embeddings, RankResult
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_texts, check_top_n
 
 httpx = require("httpx", extra="client")
 from pydantic import ValidationError  # noqa: E402  (the client extra brings pydantic with httpx)

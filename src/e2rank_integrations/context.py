@@ -32,9 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import E2RankTypeError, E2RankValueError
-from .prompts import check_query, check_texts
-from .scoring import as_embeddings, check_positive_int, normalize
+from .scoring import as_embeddings, normalize
 from .types import Embeddings, call_async, check_backend, check_sync_backend
+from .validators import check_positive_int, check_query, check_texts
 
 __all__ = [
     "CUT_MARK",

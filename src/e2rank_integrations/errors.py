@@ -111,7 +111,7 @@ class E2RankValueError(E2RankInputError, ValueError):
     """An argument or request field has a bad value (empty, out of range, not valid Unicode, ragged...).
 
     Example:
-        >>> from e2rank_integrations.prompts import check_texts
+        >>> from e2rank_integrations.validators import check_texts
         >>> try:
         ...     check_texts(["fine", "bad " + chr(0xD800)], "input")
         ... except ValueError as error:

@@ -40,8 +40,8 @@ from ._optional import check_extras, require
 from .errors import E2RankIndexError, E2RankStateError, E2RankValueError
 from .model import DEFAULT_MODEL
 from .prompts import titled
-from .scoring import check_positive_int
 from .types import Embeddings, check_backend
+from .validators import check_positive_int
 
 __all__ = [
     "ChromaStore",

@@ -46,9 +46,10 @@ from pydantic import (  # noqa: E402
 
 from .context import PackedContext, apack_context, cite, pack_context  # noqa: E402
 from .errors import E2RankTypeError, E2RankValueError  # noqa: E402
-from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query, check_texts  # noqa: E402
-from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, select  # noqa: E402
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS  # noqa: E402
+from .scoring import as_embeddings, select  # noqa: E402
 from .types import RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_texts, check_top_n  # noqa: E402
 
 __all__ = ["E2RankEmbeddings", "E2RankRerank", "E2RankRetriever", "create_e2rank_tool"]
 

@@ -14,9 +14,10 @@ from typing import Any
 from ._optional import require
 from .context import PackedContext, apack_context, cite, pack_context
 from .errors import E2RankTypeError, E2RankValueError
-from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query
-from .scoring import check_optional_positive_int, check_positive_int, check_top_n, fill_embeddings, missing_rows
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
+from .scoring import fill_embeddings, missing_rows
 from .types import Embeddings, RankResult, backend_name, call_async, check_backend, check_sync_backend
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_top_n
 
 # Imported through `require`, so that a missing extra names the pip command that installs it.
 _instrumentation = require("llama_index.core.instrumentation", extra="llama-index")

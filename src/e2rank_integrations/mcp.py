@@ -46,8 +46,8 @@ from . import __version__
 from ._optional import require
 from .context import pack_context
 from .errors import E2RankError, E2RankInputError, E2RankValueError
-from .prompts import check_query, check_texts
 from .settings import MCPSettings
+from .validators import check_query, check_texts
 
 require("mcp", extra="mcp")
 

@@ -22,10 +22,11 @@ from ._optional import check_installed, require
 from .cache import CacheSpec, EmbeddingCache, cache_key, make_cache
 from .errors import E2RankValueError
 from .loading import default_device, resolve_model
-from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fit_prompt
+from .prompts import QWEN3_CHAT_WRAP, PromptFormat, fit_prompt
 from .registry import shared_model
-from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, listwise_rank
+from .scoring import as_embeddings, listwise_rank
 from .types import Embeddings, RankResult
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_texts, check_top_n
 
 if TYPE_CHECKING:
     import torch

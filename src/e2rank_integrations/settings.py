@@ -14,7 +14,7 @@ from ._optional import check_extras
 from .errors import E2RankValueError
 from .loading import looks_like_path
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
-from .scoring import check_positive_int
+from .validators import check_positive_int
 
 __all__ = ["MCPSettings", "ServerSettings"]
 

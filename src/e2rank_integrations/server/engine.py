@@ -11,9 +11,10 @@ import numpy as np
 import numpy.typing as npt
 from starlette.concurrency import run_in_threadpool
 
-from ..prompts import PromptFormat, check_query, check_texts, check_unicode
+from ..prompts import PromptFormat
 from ..scoring import as_embeddings, listwise_steps
 from ..types import Embeddings, RankResult
+from ..validators import check_query, check_texts, check_unicode
 from .batching import Batcher
 from .errors import APIError
 from .settings import ServerSettings
