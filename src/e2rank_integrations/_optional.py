@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
+from .errors import E2RankValueError
+
 EXTRAS = (
     "model",
     "langchain",
@@ -43,7 +45,7 @@ def install_hint(*extras: str) -> str:
     """The pip command that installs extras of this package: ``pip install 'e2rank-integrations[model,server]'``."""
     for extra in extras:
         if extra not in EXTRAS:
-            raise ValueError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}")
+            raise E2RankValueError(f"unknown extra {extra!r}; known: {', '.join(EXTRAS)}")
     return f"pip install 'e2rank-integrations[{','.join(extras)}]'"
 
 

@@ -21,6 +21,7 @@ from typing import Union
 
 import numpy as np
 
+from .errors import E2RankTypeError, E2RankValueError
 from .types import Embeddings
 
 logger = logging.getLogger("e2rank_integrations.cache")
@@ -84,7 +85,7 @@ class LRUCache(EmbeddingCache):
 
     def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError(f"max_entries must be a positive integer, got {max_entries!r}")
+            raise E2RankValueError(f"max_entries must be a positive integer, got {max_entries!r}")
         self.max_entries = max_entries
         self._data: OrderedDict[str, Embeddings] = OrderedDict()
         self._lock = threading.Lock()
@@ -258,7 +259,7 @@ class TieredCache(EmbeddingCache):
 
     def __init__(self, *tiers: EmbeddingCache) -> None:
         if not tiers:
-            raise ValueError("TieredCache needs at least one cache")
+            raise E2RankValueError("TieredCache needs at least one cache")
         self.tiers = tiers
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Embeddings]:
@@ -310,4 +311,4 @@ def make_cache(spec: CacheSpec) -> EmbeddingCache | None:
         return LRUCache(spec)
     if isinstance(spec, (str, os.PathLike)):
         return TieredCache(LRUCache(), SQLiteCache(spec))
-    raise TypeError(f"cache must be None, a bool, an int, a path or an EmbeddingCache, got {type(spec).__name__}")
+    raise E2RankTypeError(f"cache must be None, a bool, an int, a path or an EmbeddingCache, got {type(spec).__name__}")

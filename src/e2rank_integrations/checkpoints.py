@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import require
+from .errors import E2RankValueError
 from .loading import TINY_RANDOM
 
 __all__ = [
@@ -254,9 +255,9 @@ def make_random_checkpoint(
     transformers = require("transformers", extra="model")
     safetensors_torch = require("safetensors.torch", extra="model")
     if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+        raise E2RankValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
     if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+        raise E2RankValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     dims = dict(SHAPES[shape])
     if num_hidden_layers is not None:
         dims["num_hidden_layers"] = num_hidden_layers

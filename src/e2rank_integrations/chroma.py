@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,12 +23,20 @@ import numpy as np
 
 from ._deprecation import renamed
 from ._optional import require
-from .errors import E2RankValueError
+from .errors import E2RankTypeError, E2RankValueError
 from .model import E2RankModel
-from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat, check_query, check_texts
+from .prompts import DEFAULT_QUERY_INSTRUCTION, PromptFormat
 from .registry import REGISTRY, shared_model
-from .scoring import check_optional_positive_int, check_positive_int, check_score_threshold, check_top_n, select
+from .scoring import select
 from .types import Backend, Embeddings, check_backend, client_types, is_async_backend
+from .validators import (
+    check_optional_positive_int,
+    check_positive_int,
+    check_query,
+    check_score_threshold,
+    check_texts,
+    check_top_n,
+)
 
 require("chromadb", extra="chroma")
 
@@ -100,29 +109,35 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
         sources = {"backend": backend, "model": model, "server_url": server_url}
         given = [name for name, value in sources.items() if value is not None]
         if len(given) != 1:
-            raise ValueError(
+            raise E2RankValueError(
                 "E2RankEmbeddingFunction needs exactly one of backend=, model= or server_url=; "
                 f"got {', '.join(given) or 'none'}"
             )
         if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
-            raise TypeError(f"api_key_env must be the name of an environment variable, got {api_key_env!r}")
+            raise E2RankTypeError(f"api_key_env must be the name of an environment variable, got {api_key_env!r}")
         if instruction is not None:
             check_query(instruction, "instruction")
         if backend is not None:
             if model_kwargs:
-                raise TypeError(f"with backend=, no model options are taken; got {', '.join(sorted(model_kwargs))}")
+                raise E2RankTypeError(
+                    f"with backend=, no model options are taken; got {', '.join(sorted(model_kwargs))}"
+                )
             backend = check_backend(backend)
         elif model is not None:
             backend = shared_model(model, **model_kwargs)
         else:
             backend = _shared_client(str(server_url), api_key_env, model_kwargs)
         if is_async_backend(backend):
-            raise TypeError("Chroma calls embedding functions synchronously: use E2RankClient, not AsyncE2RankClient")
+            raise E2RankTypeError(
+                "Chroma calls embedding functions synchronously: use E2RankClient, not AsyncE2RankClient"
+            )
         self.backend = backend
         self.instruction = instruction if instruction is not None else _default_instruction(backend)
         self._source = _describe(backend, server_url, api_key_env)
         if api_key_env is not None and (self._source is None or self._source["server_url"] is None):
-            raise ValueError("api_key_env names the API key of a server: give it with server_url= or an E2RankClient")
+            raise E2RankValueError(
+                "api_key_env names the API key of a server: give it with server_url= or an E2RankClient"
+            )
         if self._source is not None:
             REGISTRY.remember(_source_key(self._source), backend)  # the newest function's backend wins
 
@@ -160,7 +175,7 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
                 function as a "legacy" one, with a warning).
         """
         if self._source is None:
-            raise ValueError(
+            raise E2RankValueError(
                 f"E2RankEmbeddingFunction cannot describe its {type(self.backend).__name__} backend in a stored "
                 "configuration; build it with model= or server_url= to make the collection reopenable"
             )
@@ -194,21 +209,21 @@ class E2RankEmbeddingFunction(EmbeddingFunction[Documents]):
     def validate_config(config: dict[str, Any]) -> None:
         """Raise ``ValueError`` unless ``config`` is what :meth:`get_config` returns."""
         if not isinstance(config, Mapping):
-            raise ValueError(f"an e2rank configuration must be a dict, got {type(config).__name__}")
+            raise E2RankValueError(f"an e2rank configuration must be a dict, got {type(config).__name__}")
         unknown = sorted(set(config) - set(_CONFIG_KEYS))
         if unknown:
-            raise ValueError(f"unknown keys in an e2rank configuration: {', '.join(unknown)}")
+            raise E2RankValueError(f"unknown keys in an e2rank configuration: {', '.join(unknown)}")
         if (config.get("model_name_or_path") is None) == (config.get("server_url") is None):
-            raise ValueError("an e2rank configuration needs exactly one of model_name_or_path and server_url")
+            raise E2RankValueError("an e2rank configuration needs exactly one of model_name_or_path and server_url")
         if not isinstance(config.get("instruction"), str):
-            raise ValueError("an e2rank configuration needs its query instruction (a string)")
+            raise E2RankValueError("an e2rank configuration needs its query instruction (a string)")
 
     def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
         """Refuse a change of model, server, encoding or instruction: the stored vectors would no longer match."""
         changed = [key for key in _FIXED_KEYS if old_config.get(key) != new_config.get(key)]
         if changed:
             details = "; ".join(f"{key}: {old_config.get(key)!r} -> {new_config.get(key)!r}" for key in changed)
-            raise ValueError(
+            raise E2RankValueError(
                 f"cannot change the E2Rank embedding function of a collection ({details}): its stored vectors were "
                 "embedded with the old settings. Create a new collection and add the documents again instead."
             )
@@ -224,16 +239,28 @@ def check_collection(collection: Any, function: E2RankEmbeddingFunction) -> None
     writer calls this before adding vectors: mixing two models' vectors in one collection would silently break search.
 
     Raises:
-        ValueError: The collection was created without an E2Rank function, or with another model, server, encoding
+        E2RankValueError: The collection was created without an E2Rank function, or with another model, server, encoding
             or query instruction (the message names what differs).
     """
     stored = collection.configuration_json.get("embedding_function") or {}
     if stored.get("name") != function.name():
-        raise ValueError(
+        raise E2RankValueError(
             f"collection {collection.name!r} was not created with E2RankEmbeddingFunction "
             f"(its function: {stored.get('name')!r}); index into another collection"
         )
     function.validate_config_update(stored.get("config") or {}, function.get_config())
+
+
+@contextmanager
+def chroma_refusals() -> Iterator[None]:
+    """Re-raise Chroma's plain ``ValueError`` (a malformed ``where``, a bad metadata value) as an E2RankValueError.
+
+    Chroma refuses bad input with ``ValueError``; as ours it is bad input, not a bug. Wrap Chroma's calls only.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        raise E2RankValueError(str(exc)) from exc
 
 
 def open_client(path: str | None = None, *, host: str | None = None, port: int = 8000) -> Any:
@@ -242,15 +269,16 @@ def open_client(path: str | None = None, *, host: str | None = None, port: int =
     The one place the package opens Chroma (the MCP server, ``e2rank index``, ``e2rank demo``).
 
     Raises:
-        E2RankValueError: Neither ``path`` nor ``host``.
+        E2RankValueError: Neither ``path`` nor ``host``, or Chroma refused them ("Could not connect...").
     """
     import chromadb
 
-    if host:
-        return chromadb.HttpClient(host=host, port=port)
-    if path is None:
-        raise E2RankValueError("give `path` (an embedded Chroma database) or `host` (a Chroma server)")
-    return chromadb.PersistentClient(path=path)
+    with chroma_refusals():  # "Could not connect to a Chroma server" is a ValueError
+        if host:
+            return chromadb.HttpClient(host=host, port=port)
+        if path is None:
+            raise E2RankValueError("give `path` (an embedded Chroma database) or `host` (a Chroma server)")
+        return chromadb.PersistentClient(path=path)
 
 
 @dataclass(frozen=True)
@@ -328,10 +356,10 @@ def rerank_query_result(
     columns = _query_columns(result, query_index)
     ids, documents = columns["ids"], columns["documents"]
     if documents is None:
-        raise ValueError('the query result has no documents: query with include=["documents", ...]')
+        raise E2RankValueError('the query result has no documents: query with include=["documents", ...]')
     for record_id, document in zip(ids, documents):
         if not isinstance(document, str):
-            raise ValueError(f"record {record_id!r} has no document to rerank (got {type(document).__name__})")
+            raise E2RankValueError(f"record {record_id!r} has no document to rerank (got {type(document).__name__})")
     if not ids:
         return []
     stored = columns["embeddings"]
@@ -404,12 +432,12 @@ class E2RankChromaRetriever:
         score_threshold: float | None = None,
     ) -> None:
         if not callable(getattr(collection, "query", None)):
-            raise TypeError(f"collection must be a Chroma collection, got {type(collection).__name__}")
+            raise E2RankTypeError(f"collection must be a Chroma collection, got {type(collection).__name__}")
         stored = collection.configuration_json.get("embedding_function") or {}  # as stored: nothing is built yet
         config = stored.get("config") if stored.get("name") == E2RankEmbeddingFunction.name() else None
         if backend is None:
             if config is None:
-                raise TypeError(
+                raise E2RankTypeError(
                     f"collection {collection.name!r} was not created with E2RankEmbeddingFunction; "
                     "pass backend= (the model that embedded its vectors) to rerank it"
                 )
@@ -448,13 +476,15 @@ class E2RankChromaRetriever:
         query = check_query(query)
         k = self.k if k is None else check_positive_int(k, "k")
         top_n = self.top_n if top_n is None else check_top_n(top_n)
-        result = self.collection.query(
-            query_embeddings=self.query_function.embed_query([query]),
-            n_results=k,
-            where=where,
-            where_document=where_document,
-            include=["documents", "metadatas", "distances", "embeddings"],
-        )
+        embedding = self.query_function.embed_query([query])
+        with chroma_refusals():
+            result = self.collection.query(
+                query_embeddings=embedding,
+                n_results=k,
+                where=where,
+                where_document=where_document,
+                include=["documents", "metadatas", "distances", "embeddings"],
+            )
         return rerank_query_result(
             self.backend,
             query,
@@ -478,13 +508,13 @@ def _check_input(texts: object) -> list[str]:
     """Chroma's ``Documents`` (a list, or a numpy array of strings) as plain strings; empty is an error."""
     items = check_texts(texts, "input")
     if not items:
-        raise ValueError("E2RankEmbeddingFunction needs at least one text to embed; got an empty list")
+        raise E2RankValueError("E2RankEmbeddingFunction needs at least one text to embed; got an empty list")
     return [str(text) for text in items]  # numpy's str_ items become plain str
 
 
 def _sync_backend(backend: object) -> Backend:
     if is_async_backend(check_backend(backend)):
-        raise TypeError("Chroma's client is synchronous: rerank with E2RankClient, not AsyncE2RankClient")
+        raise E2RankTypeError("Chroma's client is synchronous: rerank with E2RankClient, not AsyncE2RankClient")
     return cast(Backend, backend)
 
 
@@ -529,12 +559,12 @@ def _source_key(source: Mapping[str, Any]) -> str:
 def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict[str, Any]) -> Backend:
     """An ``E2RankClient`` for the URL, shared per process; the API key is read from ``api_key_env``."""
     if client_kwargs.get("api", "e2rank") != "e2rank":
-        raise ValueError(
+        raise E2RankValueError(
             "server_url= is for an `e2rank serve` server; for an OpenAI-compatible engine pass "
             "backend=E2RankClient(url, api='openai') (its collections cannot be reopened from their configuration)"
         )
     if "api_key" in client_kwargs:
-        raise TypeError(
+        raise E2RankTypeError(
             "pass the server's API key through api_key_env= (the name of the environment variable that holds it), "
             "not api_key=: the collection stores where to find the key, never the key"
         )
@@ -542,7 +572,9 @@ def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict
     if api_key_env is not None:
         api_key = os.environ.get(api_key_env)
         if not api_key:
-            raise ValueError(f"the environment variable {api_key_env} (api_key_env) is not set: it holds the API key")
+            raise E2RankValueError(
+                f"the environment variable {api_key_env} (api_key_env) is not set: it holds the API key"
+            )
     key = "client:" + json.dumps([server_url, api_key_env, client_kwargs], sort_keys=True, default=repr)
     client_module = require("e2rank_integrations.client", extra="client")
     return cast(
@@ -553,14 +585,16 @@ def _shared_client(server_url: str, api_key_env: str | None, client_kwargs: dict
 def _query_columns(result: Mapping[str, Any], query_index: int | None) -> dict[str, Any]:
     """The per-query lists of one query of a ``collection.query`` result (``None`` for what was not included)."""
     if not isinstance(result, Mapping) or not isinstance(result.get("ids"), Sequence):
-        raise TypeError(f"result must be what collection.query returned (a dict of lists), got {type(result).__name__}")
+        raise E2RankTypeError(
+            f"result must be what collection.query returned (a dict of lists), got {type(result).__name__}"
+        )
     queries = len(result["ids"])
     if query_index is None:
         if queries != 1:
-            raise ValueError(f"the query result holds {queries} queries; pass query_index= to choose one")
+            raise E2RankValueError(f"the query result holds {queries} queries; pass query_index= to choose one")
         query_index = 0
     if isinstance(query_index, bool) or not isinstance(query_index, int) or not 0 <= query_index < queries:
-        raise ValueError(f"query_index must be an int in [0, {queries}), got {query_index!r}")
+        raise E2RankValueError(f"query_index must be an int in [0, {queries}), got {query_index!r}")
     columns: dict[str, Any] = {}
     for key in ("ids", "documents", "metadatas", "distances", "embeddings"):
         batch = result.get(key)
@@ -568,5 +602,5 @@ def _query_columns(result: Mapping[str, Any], query_index: int | None) -> dict[s
     ids = columns["ids"] = list(columns["ids"])
     for key in ("documents", "metadatas", "distances", "embeddings"):
         if columns[key] is not None and len(columns[key]) != len(ids):
-            raise ValueError(f"the query result has {len(columns[key])} {key} for {len(ids)} ids")
+            raise E2RankValueError(f"the query result has {len(columns[key])} {key} for {len(ids)} ids")
     return columns

@@ -63,17 +63,11 @@ from .errors import (
     E2RankTimeoutError,
     E2RankValueError,
 )
-from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fit_prompt
-from .scoring import (
-    as_embeddings,
-    check_optional_positive_int,
-    check_positive_int,
-    check_top_n,
-    listwise_steps,
-    normalize,
-)
+from .prompts import QWEN3_CHAT_WRAP, PromptFormat, fit_prompt
+from .scoring import as_embeddings, listwise_steps, normalize
 from .settings import API_KEY_ENV
 from .types import BackendInfo, Embeddings, RankResult
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_texts, check_top_n
 
 httpx = require("httpx", extra="client")
 from pydantic import ValidationError  # noqa: E402  (the client extra brings pydantic with httpx)
@@ -184,19 +178,21 @@ class _BaseClient:
         allow_inexact: bool = False,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+            raise E2RankValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
         if api not in ("e2rank", "openai"):
-            raise ValueError(f"api must be 'e2rank' or 'openai', got {api!r}")
+            raise E2RankValueError(f"api must be 'e2rank' or 'openai', got {api!r}")
         if max_retries is not None and (isinstance(max_retries, bool) or not isinstance(max_retries, int)):
-            raise ValueError(f"max_retries must be an integer >= 0 or None, got {max_retries!r}")
+            raise E2RankValueError(f"max_retries must be an integer >= 0 or None, got {max_retries!r}")
         if max_retries is not None and max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0 or None, got {max_retries!r}")
+            raise E2RankValueError(f"max_retries must be an integer >= 0 or None, got {max_retries!r}")
         if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+            raise E2RankValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         if not retry_budget >= 0 or not backoff >= 0:
-            raise ValueError(f"retry_budget and backoff must be >= 0 seconds, got {retry_budget!r} and {backoff!r}")
+            raise E2RankValueError(
+                f"retry_budget and backoff must be >= 0 seconds, got {retry_budget!r} and {backoff!r}"
+            )
         if api == "e2rank" and (tokenizer is not None or prompts is not None):
-            raise ValueError("tokenizer and prompts are for api='openai'; an e2rank server formats texts itself")
+            raise E2RankValueError("tokenizer and prompts are for api='openai'; an e2rank server formats texts itself")
         self.base_url = base_url.rstrip("/")
         # As in the OpenAI SDK, a base URL ending in /v1 already holds the version; /info lives at the root.
         self._root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
@@ -449,7 +445,7 @@ class _BaseClient:
             return results if top_n is None else results[:top_n]
         assert target.info is not None
         if len(docs) > target.info.max_client_batch_size:
-            raise ValueError(
+            raise E2RankValueError(
                 f"{len(docs)} documents are more than the server takes in one rerank "
                 f"(max_client_batch_size={target.info.max_client_batch_size})"
             )
@@ -590,7 +586,9 @@ def _load_tokenizer(tokenizer: Any) -> Any:
     if path.is_dir():
         path = path / "tokenizer.json"
     if not path.is_file():
-        raise ValueError(f"tokenizer must be a tokenizers.Tokenizer, a tokenizer.json or its directory; {path} is none")
+        raise E2RankValueError(
+            f"tokenizer must be a tokenizers.Tokenizer, a tokenizer.json or its directory; {path} is none"
+        )
     return tokenizers.Tokenizer.from_file(str(path))
 
 

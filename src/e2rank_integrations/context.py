@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import E2RankTypeError
-from .prompts import check_query, check_texts
-from .scoring import as_embeddings, check_positive_int, normalize
+from .errors import E2RankTypeError, E2RankValueError
+from .scoring import as_embeddings, normalize
 from .types import AsyncBackend, Backend, Embeddings, call_async, check_backend, check_sync_backend, is_async_backend
+from .validators import check_positive_int, check_query, check_texts
 
 __all__ = [
     "CUT_MARK",
@@ -321,10 +321,10 @@ def _aligned(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:
     if values is None:
         return [None] * n
     if isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be a list with one entry per document, not a single string")
+        raise E2RankTypeError(f"{name} must be a list with one entry per document, not a single string")
     items = list(values)
     if len(items) != n:
-        raise ValueError(f"{name} must have one entry per document: {len(items)} for {n} documents")
+        raise E2RankValueError(f"{name} must have one entry per document: {len(items)} for {n} documents")
     return items
 
 
@@ -348,13 +348,13 @@ class _Plan:
         self.docs = check_texts(documents, "documents")
         self.max_tokens = check_positive_int(max_tokens, "max_tokens")
         if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
-            raise ValueError(f"diversity must be a number from 0 to 1, got {diversity!r}")
+            raise E2RankValueError(f"diversity must be a number from 0 to 1, got {diversity!r}")
         if dedup_threshold is not None and not -1 <= dedup_threshold <= 1:
-            raise ValueError(f"dedup_threshold must be a cosine from -1 to 1 (or None), got {dedup_threshold!r}")
+            raise E2RankValueError(f"dedup_threshold must be a cosine from -1 to 1 (or None), got {dedup_threshold!r}")
         if max_per_source is not None:
             check_positive_int(max_per_source, "max_per_source")
             if sources is None:
-                raise ValueError("max_per_source needs sources=, one per document")
+                raise E2RankValueError("max_per_source needs sources=, one per document")
         n = len(self.docs)
         self.count = count_tokens or estimate_tokens
         self.dedup_threshold = dedup_threshold
@@ -367,7 +367,7 @@ class _Plan:
         self.ids = _aligned(ids, n, "ids")
         self.scores = _aligned(scores, n, "scores")
         if scores is not None and not all(isinstance(s, (int, float, np.number)) for s in self.scores):
-            raise TypeError("scores must be numbers")
+            raise E2RankTypeError("scores must be numbers")
 
     @property
     def wants_vectors(self) -> bool:
@@ -381,7 +381,7 @@ class _Plan:
         relevance: npt.NDArray[np.float64] | None = None
         if self.diversity > 0:
             if vectors is None:
-                raise ValueError("diversity needs the candidates' vectors: pass doc_embeddings= or backend=")
+                raise E2RankValueError("diversity needs the candidates' vectors: pass doc_embeddings= or backend=")
             if self.scores[:1] != [None]:
                 relevance = np.asarray(self.scores, dtype=np.float64)
             elif query_vector is not None:

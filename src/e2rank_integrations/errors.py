@@ -12,6 +12,9 @@
   is done: :class:`E2RankValueError` (also a ``ValueError``) or :class:`E2RankTypeError` (also a ``TypeError``), so
   ``except ValueError`` works as usual. The server answers these, and only these, with 400: any other exception is
   a bug, logged and answered with 500.
+- :class:`E2RankStateError`: an object was used out of order or after it stopped (a server's batcher not started
+  or already stopped, a Parquet output written before it was bound to a model): a bug in the caller, also a
+  ``RuntimeError``.
 - :class:`TrainingDataError`: a training or evaluation file for ``e2rank train`` is malformed; the message names
   the file and line.
 - :class:`E2RankModelNotFoundError`: the model named could not be loaded from where it was looked for (no such
@@ -30,6 +33,7 @@ __all__ = [
     "E2RankIndexError",
     "E2RankInputError",
     "E2RankModelNotFoundError",
+    "E2RankStateError",
     "E2RankTimeoutError",
     "E2RankTypeError",
     "E2RankValueError",
@@ -107,7 +111,7 @@ class E2RankValueError(E2RankInputError, ValueError):
     """An argument or request field has a bad value (empty, out of range, not valid Unicode, ragged...).
 
     Example:
-        >>> from e2rank_integrations.prompts import check_texts
+        >>> from e2rank_integrations.validators import check_texts
         >>> try:
         ...     check_texts(["fine", "bad " + chr(0xD800)], "input")
         ... except ValueError as error:
@@ -118,6 +122,10 @@ class E2RankValueError(E2RankInputError, ValueError):
 
 class E2RankTypeError(E2RankInputError, TypeError):
     """An argument or request field has the wrong type (a string where a list is expected, say)."""
+
+
+class E2RankStateError(E2RankError, RuntimeError):
+    """An object was used out of order or after it stopped; the message says what had to come first."""
 
 
 class TrainingDataError(E2RankError, ValueError):

@@ -17,6 +17,7 @@ import numpy as np
 
 from ._deprecation import renamed
 from ._optional import require
+from .errors import E2RankValueError
 from .prompts import titled
 from .scoring import rank
 from .types import Backend
@@ -47,7 +48,7 @@ def _jsonl(path: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                    raise E2RankValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
 def load_corpus(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -55,7 +56,7 @@ def load_corpus(path: str | os.PathLike[str]) -> dict[str, str]:
     corpus = {}
     for record in _jsonl(path):
         if "_id" not in record or "text" not in record:
-            raise ValueError(f"{path}: every line needs '_id' and 'text', got keys {sorted(record)}")
+            raise E2RankValueError(f"{path}: every line needs '_id' and 'text', got keys {sorted(record)}")
         corpus[str(record["_id"])] = titled(str(record.get("title") or ""), str(record["text"]))
     return corpus
 
@@ -65,7 +66,7 @@ def load_queries(path: str | os.PathLike[str]) -> dict[str, str]:
     queries = {}
     for record in _jsonl(path):
         if "_id" not in record or "text" not in record:
-            raise ValueError(f"{path}: every line needs '_id' and 'text', got keys {sorted(record)}")
+            raise E2RankValueError(f"{path}: every line needs '_id' and 'text', got keys {sorted(record)}")
         queries[str(record["_id"])] = str(record["text"])
     return queries
 
@@ -79,8 +80,11 @@ def load_qrels(path: str | os.PathLike[str]) -> Qrels:
             if not row or (number == 1 and not row[-1].lstrip("-").isdigit()):
                 continue  # blank line or header
             if len(row) < 3:
-                raise ValueError(f"{path}:{number}: expected query-id, corpus-id, score")
-            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+                raise E2RankValueError(f"{path}:{number}: expected query-id, corpus-id, score")
+            try:
+                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+            except ValueError:
+                raise E2RankValueError(f"{path}:{number}: the score {row[2]!r} is not an integer") from None
     return qrels
 
 
@@ -93,8 +97,11 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             if not parts:
                 continue
             if len(parts) != 6:
-                raise ValueError(f"{path}:{number}: expected 'qid Q0 docid rank score tag', got {line.strip()!r}")
-            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+                raise E2RankValueError(f"{path}:{number}: expected 'qid Q0 docid rank score tag', got {line.strip()!r}")
+            try:
+                run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+            except ValueError:
+                raise E2RankValueError(f"{path}:{number}: the score {parts[4]!r} is not a number") from None
     return run
 
 
@@ -154,7 +161,7 @@ def _measure(qrels: Qrels, run: Run) -> dict[str, float]:
     pytrec_eval = require("pytrec_eval", extra="eval")
     judged = {q: r for q, r in run.items() if q in qrels}
     if not judged:
-        raise ValueError("no query of the run has relevance judgements in the qrels")
+        raise E2RankValueError("no query of the run has relevance judgements in the qrels")
     main = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "recall_100"}).evaluate(judged)
     mrr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(_cut(judged, 10))
     out = {}

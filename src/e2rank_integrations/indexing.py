@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 
 from ._optional import check_extras, require
-from .errors import E2RankIndexError
+from .errors import E2RankIndexError, E2RankStateError, E2RankValueError
 from .model import DEFAULT_MODEL
 from .prompts import titled
-from .scoring import check_positive_int
 from .settings import API_KEY_ENV
 from .types import Backend, Embeddings, check_sync_backend
+from .validators import check_positive_int
 
 __all__ = [
     "ChromaStore",
@@ -159,7 +159,7 @@ def count_records(path: str | os.PathLike[str]) -> int | None:
     total = 0
     for file in input_files(path):
         if file.name.endswith(_PARQUET_SUFFIXES):
-            total += require("pyarrow.parquet", extra="parquet").ParquetFile(file).metadata.num_rows
+            total += _parquet_file(file).metadata.num_rows
         elif file.name.endswith(".gz"):
             return None
         else:
@@ -185,8 +185,7 @@ def _jsonl_records(file: Path, fields: InputFields) -> Iterator[Record]:
 
 
 def _parquet_records(file: Path, fields: InputFields) -> Iterator[Record]:
-    parquet = require("pyarrow.parquet", extra="parquet")
-    reader = parquet.ParquetFile(file)
+    reader = _parquet_file(file)
     names = set(reader.schema_arrow.names)
     for name in fields.columns():
         if name not in names:  # every row lacks it: say so once, naming the column
@@ -196,6 +195,13 @@ def _parquet_records(file: Path, fields: InputFields) -> Iterator[Record]:
         for row in batch.to_pylist():
             number += 1
             yield record_from_row({k: v for k, v in row.items() if v is not None}, fields, f"{file.name} row {number}")
+
+
+def _parquet_file(file: Path) -> Any:
+    try:
+        return require("pyarrow.parquet", extra="parquet").ParquetFile(file)
+    except ValueError as exc:  # pyarrow's ArrowInvalid: the file is not Parquet
+        raise E2RankIndexError(f"{file.name}: not a Parquet file ({exc})") from None
 
 
 def _kind(value: object) -> str:
@@ -262,7 +268,7 @@ class ParquetStore:
     def write(self, records: Sequence[Record], vectors: Embeddings) -> None:
         """Write one part file holding ``records`` and their vectors, atomically."""
         if self._identity is None:
-            raise RuntimeError("ParquetStore.bind() must name the model before the first write")
+            raise E2RankStateError("ParquetStore.bind() must name the model before the first write")
         pa = self._pa
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         table = pa.table(
@@ -555,7 +561,7 @@ def index_corpus(
     given = backend if isinstance(backend, (list, tuple)) else [backend]
     backends = [check_sync_backend(b, "E2RankClient") for b in given]
     if not backends:
-        raise ValueError("index_corpus needs at least one backend")
+        raise E2RankValueError("index_corpus needs at least one backend")
     batch_size = check_positive_int(batch_size, "batch_size")
     concurrency = check_positive_int(concurrency if concurrency is not None else len(backends), "concurrency")
     fields = fields or InputFields()

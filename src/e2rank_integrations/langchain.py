@@ -46,9 +46,11 @@ from pydantic import (  # noqa: E402
 
 from ._deprecation import rename_keywords, renamed  # noqa: E402
 from .context import NO_RESULTS, PackedContext, apack_context, cite, pack_context, tool_description  # noqa: E402
-from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query, check_texts  # noqa: E402
-from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, select  # noqa: E402
+from .errors import E2RankTypeError, E2RankValueError  # noqa: E402
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS  # noqa: E402
+from .scoring import as_embeddings, select  # noqa: E402
 from .types import AsyncBackend, Backend, RankResult, call_async, check_backend, check_sync_backend  # noqa: E402
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_texts, check_top_n  # noqa: E402
 
 __all__ = ["E2RankEmbeddings", "E2RankRerank", "E2RankRetriever", "create_e2rank_tool"]
 
@@ -63,7 +65,7 @@ logger = logging.getLogger(__name__)
 def _one_query(text: object) -> list[str]:
     """``[text]`` for the backend's ``embed_queries``, or a TypeError when ``text`` is not a string."""
     if not isinstance(text, str):
-        raise TypeError(f"text must be a string, got {type(text).__name__}")
+        raise E2RankTypeError(f"text must be a string, got {type(text).__name__}")
     return [text]
 
 
@@ -256,13 +258,15 @@ class E2RankRerank(BaseDocumentCompressor):
         """Check the arguments; return the Documents as a list and their texts, in retrieval order."""
         check_query(query)
         if isinstance(documents, (str, bytes, Document)):
-            raise TypeError(f"documents must be a list of Documents, not a single {type(documents).__name__}")
+            raise E2RankTypeError(f"documents must be a list of Documents, not a single {type(documents).__name__}")
         docs = list(documents)
         for i, doc in enumerate(docs):
             if not isinstance(doc, Document):
-                raise TypeError(f"documents[{i}] must be a langchain_core Document, got {type(doc).__name__}")
+                raise E2RankTypeError(f"documents[{i}] must be a langchain_core Document, got {type(doc).__name__}")
             if not isinstance(doc.page_content, str):
-                raise TypeError(f"documents[{i}].page_content must be a string, got {type(doc.page_content).__name__}")
+                raise E2RankTypeError(
+                    f"documents[{i}].page_content must be a string, got {type(doc.page_content).__name__}"
+                )
         return docs, [doc.page_content for doc in docs]
 
     def _rerank_kwargs(self) -> dict[str, Any]:
@@ -371,11 +375,11 @@ class E2RankRetriever(BaseRetriever):
     @model_validator(mode="after")
     def _check_first_stage(self) -> E2RankRetriever:
         if (self.vectorstore is None) == (self.base_retriever is None):
-            raise ValueError("give exactly one first stage: vectorstore= or base_retriever=")
+            raise E2RankValueError("give exactly one first stage: vectorstore= or base_retriever=")
         if self.base_retriever is not None and self.search_kwargs:
-            raise ValueError("search_kwargs apply to vectorstore=; configure base_retriever= itself instead")
+            raise E2RankValueError("search_kwargs apply to vectorstore=; configure base_retriever= itself instead")
         if "k" in self.search_kwargs:
-            raise ValueError("set the number of candidates with k=, not search_kwargs={'k': ...}")
+            raise E2RankValueError("set the number of candidates with k=, not search_kwargs={'k': ...}")
         return self
 
     def _get_relevant_documents(
@@ -515,7 +519,7 @@ def create_e2rank_tool(
         >>> agent = create_agent(chat_model, [tool])  # doctest: +SKIP
     """
     if not isinstance(retriever, E2RankRetriever):
-        raise TypeError(f"retriever must be an E2RankRetriever, got {type(retriever).__name__}")
+        raise E2RankTypeError(f"retriever must be an E2RankRetriever, got {type(retriever).__name__}")
     if max_tokens is not None:
         max_tokens = check_positive_int(max_tokens, "max_tokens")
     agent = {"num_prompt_docs": AGENT_NUM_PROMPT_DOCS, "max_prompt_tokens": AGENT_MAX_PROMPT_TOKENS}

@@ -14,15 +14,9 @@ from typing import Any
 from ._deprecation import deprecated_alias
 from ._optional import require
 from .context import NO_RESULTS, PackedContext, apack_context, cite, pack_context, tool_description
-from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS, check_query
-from .scoring import (
-    check_optional_positive_int,
-    check_positive_int,
-    check_top_n,
-    fill_embeddings,
-    missing_rows,
-    select,
-)
+from .errors import E2RankTypeError, E2RankValueError
+from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
+from .scoring import fill_embeddings, missing_rows, select
 from .types import (
     AsyncBackend,
     Backend,
@@ -33,6 +27,7 @@ from .types import (
     check_backend,
     check_sync_backend,
 )
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_top_n
 
 # Imported through `require`, so that a missing extra names the pip command that installs it.
 _instrumentation = require("llama_index.core.instrumentation", extra="llama-index")
@@ -260,10 +255,10 @@ class E2RankRerank(BaseNodePostprocessor):
     def _candidates(self, nodes: Sequence[NodeWithScore]) -> tuple[list[str], list[Any] | None]:
         """The texts to rerank, and the nodes' own vectors (``None`` when no node carries one)."""
         if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
-            raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
+            raise E2RankTypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
         for i, scored in enumerate(nodes):
             if not isinstance(scored, NodeWithScore):
-                raise TypeError(f"nodes[{i}] must be a NodeWithScore, got {type(scored).__name__}")
+                raise E2RankTypeError(f"nodes[{i}] must be a NodeWithScore, got {type(scored).__name__}")
         texts = [scored.node.get_content(metadata_mode=MetadataMode.EMBED) for scored in nodes]
         stored = [scored.node.embedding for scored in nodes] if self.use_node_embeddings else []
         # No vector at all: the backend's own cache serves every candidate (and a remote one gets none uploaded).
@@ -321,7 +316,7 @@ class E2RankRerank(BaseNodePostprocessor):
 
 def _query(query_bundle: QueryBundle | None) -> str:
     if query_bundle is None:
-        raise ValueError(
+        raise E2RankValueError(
             "E2RankRerank needs the query: call postprocess_nodes(nodes, query_str=...) or pass query_bundle"
         )
     return check_query(query_bundle.query_str, "query_bundle.query_str")
@@ -383,10 +378,10 @@ def create_e2rank_tool(
         retriever = index_or_retriever.as_retriever(similarity_top_k=check_positive_int(50 if k is None else k, "k"))
     elif isinstance(index_or_retriever, BaseRetriever):
         if k is not None:
-            raise ValueError("k applies to an index; set the retriever's own similarity_top_k instead")
+            raise E2RankValueError("k applies to an index; set the retriever's own similarity_top_k instead")
         retriever = index_or_retriever
     else:
-        raise TypeError(
+        raise E2RankTypeError(
             f"index_or_retriever must be a LlamaIndex index or retriever, got {type(index_or_retriever).__name__}"
         )
     if max_tokens is not None:
@@ -476,7 +471,9 @@ def _tool_query(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """The query of a tool call: its one positional argument or ``input=``, as given (no "input is ..." prefix)."""
     if len(args) + len(kwargs) != 1 or (kwargs and "input" not in kwargs):
         given = [*(repr(a) for a in args), *kwargs]
-        raise ValueError(f"the search tool takes one argument, input (the query); got {', '.join(given) or 'none'}")
+        raise E2RankValueError(
+            f"the search tool takes one argument, input (the query); got {', '.join(given) or 'none'}"
+        )
     return check_query(args[0] if args else kwargs["input"], "input")
 
 

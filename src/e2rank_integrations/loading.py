@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .errors import E2RankHubUnreachableError, E2RankModelNotFoundError
+from .errors import E2RankHubUnreachableError, E2RankModelNotFoundError, E2RankTypeError
 
 __all__ = ["HUB_TIMEOUT_S", "TINY_RANDOM", "default_device", "hub_unreachable_reason", "in_hub_cache", "resolve_model"]
 
@@ -63,7 +63,7 @@ def resolve_model(name_or_path: str | os.PathLike[str], hf_kwargs: dict[str, Any
         E2RankHubUnreachableError: A hub id that is not cached while the hub is offline or unreachable.
     """
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise TypeError(f"name_or_path must be a str or a path, got {type(name_or_path).__name__}")
+        raise E2RankTypeError(f"name_or_path must be a str or a path, got {type(name_or_path).__name__}")
     name = os.fspath(name_or_path)
     if name == TINY_RANDOM and isinstance(name_or_path, str):
         from .checkpoints import tiny_random_checkpoint  # the generator (387 lines) only when it is asked for

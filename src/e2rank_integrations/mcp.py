@@ -46,9 +46,9 @@ from . import __version__
 from ._deprecation import renamed_getattr
 from ._optional import require
 from .context import pack_context
-from .errors import E2RankError, E2RankValueError
-from .prompts import check_query, check_texts
+from .errors import E2RankError, E2RankInputError, E2RankValueError
 from .settings import MCPSettings
+from .validators import check_query, check_texts
 
 require("mcp", extra="mcp")
 
@@ -166,7 +166,7 @@ class _Ready:
     name: str
     model: str
     dimension: int
-    errors: tuple[type[Exception], ...]  # what Chroma raises for bad input (ValueError, ChromaError)
+    errors: tuple[type[Exception], ...]  # what Chroma raises for bad input (ChromaError; its ValueErrors: ours)
 
 
 class E2RankTools:
@@ -243,7 +243,7 @@ class E2RankTools:
         if name is None:
             if len(names) != 1:
                 held = f"holds {len(names)} collections ({', '.join(names)})" if names else "holds no collection"
-                raise ValueError(f"{database} {held}: name the one to serve with --collection NAME")
+                raise E2RankValueError(f"{database} {held}: name the one to serve with `collection`")
             name = names[0]
         collection = client.get_collection(name) if name in names else None
         stored = collection.configuration_json.get("embedding_function") if collection is not None else None
@@ -260,15 +260,15 @@ class E2RankTools:
             options = local if stored_config.get("model_name_or_path") is not None else {}
             function = E2RankEmbeddingFunction.build_from_config(stored_config, **options)
         elif collection is None:
-            raise ValueError(
+            raise E2RankValueError(
                 f"{database} has no collection {name!r} (collections: {', '.join(names) or 'none'}), and without "
-                "--model the server learns the model from the collection: name an existing one with --collection, "
-                "or give --model (with --writable, add_documents then creates the collection)"
+                "`model` the server learns the model from the collection: name an existing one with `collection`, "
+                "or give `model` (with `writable`, add_documents then creates the collection)"
             )
         else:
-            raise ValueError(
+            raise E2RankValueError(
                 f"collection {name!r} was not created with E2RankEmbeddingFunction, so it does not name its model: "
-                "give the model that embedded it with --model (or --server-url)"
+                "give the model that embedded it with `model` (or `server_url`)"
             )
         dimension = function.backend.describe().dimension  # a server: one request
         assert dimension is not None  # the function's backend is a model or an e2rank server's client: both say it
@@ -279,15 +279,15 @@ class E2RankTools:
             name=name,
             model=config["model_name_or_path"] or config["server_url"],
             dimension=dimension,
-            errors=(ValueError, ChromaError),
+            errors=(E2RankInputError, ChromaError),
         )
         if collection is not None:
             try:
                 self._use(collection, ready)
-            except ValueError as exc:  # a collection embedded by another local model (or other settings)
-                raise ValueError(
-                    f"--model {settings.model} did not embed collection {name!r}: {exc} Start the server without "
-                    "--model to use the collection's own."
+            except E2RankValueError as exc:  # a collection embedded by another local model (or other settings)
+                raise E2RankValueError(
+                    f"`model` {settings.model} did not embed collection {name!r}: {exc} Start the server without "
+                    "`model` to use the collection's own."
                 ) from exc
         return ready
 
@@ -339,7 +339,7 @@ class E2RankTools:
             hint = (
                 "add_documents creates it"
                 if self.settings.writable
-                else f"restart the server with --collection one of: {', '.join(names) or '(none)'}"
+                else f"restart the server with `collection` one of: {', '.join(names) or '(none)'}"
             )
             raise ToolError(f"the collection {ready.name!r} does not exist yet; {hint}")
         return collection
@@ -417,7 +417,7 @@ class E2RankTools:
             query = check_query(query)
             documents = check_texts(documents, "documents")
             if not documents:
-                raise ValueError("documents is empty: send the passages to rerank, as a list of strings")
+                raise E2RankValueError("documents is empty: send the passages to rerank, as a list of strings")
             ranked = ready.function.backend.rerank(
                 query,
                 documents,
@@ -447,17 +447,19 @@ class E2RankTools:
         """Embed passages with the model and add them to the collection (created with the model if it is new)."""
         if not self.settings.writable:
             raise ToolError(
-                "add_documents is disabled: this server is read-only. Restart `e2rank mcp` with --writable to let "
+                "add_documents is disabled: this server is read-only. Restart `e2rank mcp` with `writable` to let "
                 "agents add documents."
             )
         ready = self._state()
         with _bad_input():
             documents = check_texts(documents, "documents")
             if not documents:
-                raise ValueError("documents is empty: send at least one passage")
+                raise E2RankValueError("documents is empty: send at least one passage")
             for name, values in (("ids", ids), ("metadatas", metadatas)):
                 if values is not None and len(values) != len(documents):
-                    raise ValueError(f"{name} must have one entry per document: {len(values)} for {len(documents)}")
+                    raise E2RankValueError(
+                        f"{name} must have one entry per document: {len(values)} for {len(documents)}"
+                    )
         collection = self._find_collection()
         if collection is None:
             with self._collection_lock:
@@ -467,9 +469,12 @@ class E2RankTools:
         new_ids = list(ids) if ids is not None else [uuid.uuid4().hex for _ in documents]
         # Chroma refuses an empty metadata dict; {} and None both mean "none".
         new_metadatas = [m or None for m in metadatas] if metadatas is not None else None
+        from .chroma import chroma_refusals
+
         try:
             embeddings = ready.function(documents)
-            collection.add(ids=new_ids, documents=documents, metadatas=new_metadatas, embeddings=embeddings)
+            with chroma_refusals():
+                collection.add(ids=new_ids, documents=documents, metadatas=new_metadatas, embeddings=embeddings)
         except ready.errors as exc:
             raise ToolError(f"Chroma refused the documents: {exc}") from exc
         except E2RankError as exc:
@@ -504,10 +509,13 @@ def _source(metadata: dict[str, Any] | None) -> str | None:
 
 @contextmanager
 def _bad_input() -> Iterator[None]:
-    """Turn the core's argument errors (they name the field at fault) into tool errors the model can read."""
+    """Turn the core's argument errors (they name the field at fault) into tool errors the model can read.
+
+    Any other exception is a bug: the SDK logs its traceback and tells the model only that the tool failed.
+    """
     try:
         yield
-    except (TypeError, ValueError) as exc:
+    except E2RankInputError as exc:
         raise ToolError(str(exc)) from exc
     except E2RankError as exc:  # the remote model (--server-url) failed
         raise ToolError(f"the E2Rank model server failed: {exc}") from exc

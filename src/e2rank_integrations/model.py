@@ -20,11 +20,13 @@ import numpy.typing as npt
 
 from ._optional import check_installed, require
 from .cache import CacheSpec, EmbeddingCache, cache_key, make_cache
+from .errors import E2RankValueError
 from .loading import default_device, resolve_model
-from .prompts import QWEN3_CHAT_WRAP, PromptFormat, check_query, check_texts, fit_prompt
+from .prompts import QWEN3_CHAT_WRAP, PromptFormat, fit_prompt
 from .registry import shared_model
-from .scoring import as_embeddings, check_optional_positive_int, check_positive_int, check_top_n, listwise_rank
+from .scoring import as_embeddings, listwise_rank
 from .types import BackendInfo, Embeddings, RankResult
+from .validators import check_optional_positive_int, check_positive_int, check_query, check_texts, check_top_n
 
 if TYPE_CHECKING:
     import torch
@@ -203,9 +205,9 @@ class E2RankModel:
         torch_device = torch.device(default_device(device))
         torch_dtype = _resolve_dtype(torch, dtype, torch_device)
         if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+            raise E2RankValueError(f"quantize must be None or 'int8', got {quantize!r}")
         if quantize and torch_device.type != "cpu":
-            raise ValueError("quantize='int8' is for CPU inference; on a GPU use dtype='bfloat16'")
+            raise E2RankValueError("quantize='int8' is for CPU inference; on a GPU use dtype='bfloat16'")
         tokenizer_kwargs = {k: hf_kwargs[k] for k in _SHARED_HF_KWARGS if k in hf_kwargs}
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **tokenizer_kwargs)
         # transformers renamed `torch_dtype` to `dtype` in 4.56 and warns about the old name since.
@@ -668,7 +670,7 @@ def _resolve_dtype(torch: Any, dtype: Any, device: Any) -> Any:
     }
     if isinstance(dtype, str) and dtype.lower() in names:
         return names[dtype.lower()]
-    raise ValueError(f"dtype must be one of {', '.join(sorted(names))} or a torch.dtype, got {dtype!r}")
+    raise E2RankValueError(f"dtype must be one of {', '.join(sorted(names))} or a torch.dtype, got {dtype!r}")
 
 
 def _int8_layers(torch: Any, model: Any) -> dict[str, Any]:

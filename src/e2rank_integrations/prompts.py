@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import E2RankTypeError, E2RankValueError
+from .errors import E2RankValueError
+from .validators import check_query, check_texts, check_unicode  # also re-exported here
 
 __all__ = [
     "AGENT_MAX_PROMPT_TOKENS",
@@ -96,9 +97,9 @@ class PromptFormat:
             template = getattr(self, name)
             missing = [f for f in fields if "{" + f + "}" not in template]
             if missing:
-                raise ValueError(f"PromptFormat.{name} must contain {', '.join('{' + f + '}' for f in missing)}")
+                raise E2RankValueError(f"PromptFormat.{name} must contain {', '.join('{' + f + '}' for f in missing)}")
         if self.doc_max_words < 1:
-            raise ValueError(f"PromptFormat.doc_max_words must be >= 1, got {self.doc_max_words}")
+            raise E2RankValueError(f"PromptFormat.doc_max_words must be >= 1, got {self.doc_max_words}")
 
     def query(self, text: str, instruction: str | None = None) -> str:
         """Format one retrieval query (instruction, query, end-of-text token)."""
@@ -125,44 +126,6 @@ class PromptFormat:
         return dict(self.__dict__)
 
 
-def check_query(query: object, name: str = "query") -> str:
-    """Return ``query`` if it is a non-blank string of valid Unicode, else raise an error naming it.
-
-    Raises:
-        E2RankTypeError: ``query`` is not a string.
-        E2RankValueError: It is blank, or not valid Unicode text.
-    """
-    if not isinstance(query, str):
-        raise E2RankTypeError(f"{name} must be a string, got {type(query).__name__}")
-    if not query.strip():
-        raise E2RankValueError(f"{name} must be a non-empty string")
-    check_unicode(query, name)
-    return query
-
-
-def check_texts(texts: object, name: str = "texts") -> list[str]:
-    """Return ``texts`` as a list of strings, or raise an error naming the first bad item.
-
-    A bare string is refused: it is almost always a missing pair of brackets, and iterating it would embed
-    one character at a time.
-
-    Raises:
-        E2RankTypeError: ``texts`` is not a list of strings (the message names the first item that is not one).
-        E2RankValueError: An item is not valid Unicode text (``input[3] is not valid Unicode text: ...``).
-    """
-    if isinstance(texts, (str, bytes)):
-        raise E2RankTypeError(f"{name} must be a list of strings, not a single {type(texts).__name__}")
-    try:
-        items: list[str] = list(texts)  # type: ignore[call-overload]
-    except TypeError:
-        raise E2RankTypeError(f"{name} must be a list of strings, got {type(texts).__name__}") from None
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise E2RankTypeError(f"{name}[{i}] must be a string, got {type(item).__name__}")
-        check_unicode(item, f"{name}[{i}]")
-    return items
-
-
 def titled(title: str | None, text: str) -> str:
     """A corpus record's text as embedded: ``"title text"`` (BEIR's convention), or the text alone without a title.
 
@@ -171,30 +134,6 @@ def titled(title: str | None, text: str) -> str:
     """
     title = (title or "").strip()
     return f"{title} {text}".strip() if title else text
-
-
-def check_unicode(text: str, name: str) -> None:
-    r"""Raise :class:`~e2rank_integrations.errors.E2RankValueError` if ``text`` cannot be encoded as UTF-8.
-
-    A Python string can hold lone surrogates (from a JSON ``"\ud800"`` escape, or bytes decoded with
-    ``surrogateescape``); no tokenizer can read them.
-
-    >>> check_unicode("café", "input[0]")
-    >>> try:
-    ...     check_unicode("caf" + chr(0xDC80), "input[3]")
-    ... except ValueError as error:
-    ...     print(error)
-    input[3] is not valid Unicode text: it holds a lone surrogate (U+DC80) at character 3
-    """
-    if text.isascii():  # the common case, checked in C without encoding anything
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        code = ord(text[exc.start])
-        raise E2RankValueError(
-            f"{name} is not valid Unicode text: it holds a lone surrogate (U+{code:04X}) at character {exc.start}"
-        ) from None
 
 
 def fair_caps(lengths: Sequence[int], budget: int) -> list[int]:
@@ -207,7 +146,7 @@ def fair_caps(lengths: Sequence[int], budget: int) -> list[int]:
     [10, 40, 40]
     """
     if budget < 0:
-        raise ValueError(f"budget must be >= 0, got {budget}")
+        raise E2RankValueError(f"budget must be >= 0, got {budget}")
     caps = list(lengths)
     if sum(caps) <= budget:
         return caps

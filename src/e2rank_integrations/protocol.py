@@ -100,7 +100,7 @@ def decode_vector(data: str) -> Embeddings:
 
 def _non_blank(value: str) -> str:
     if not value.strip():
-        raise ValueError("must have a character other than whitespace")
+        raise E2RankValueError("must have a character other than whitespace")
     return value
 
 

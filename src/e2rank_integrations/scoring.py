@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from .errors import E2RankTypeError, E2RankValueError
 from .types import Embeddings, RankResult
+from .validators import check_optional_positive_int, check_positive_int, check_top_n  # also re-exported here
 
 __all__ = [
     "PromptStep",
@@ -17,7 +18,6 @@ __all__ = [
     "as_embeddings",
     "check_optional_positive_int",
     "check_positive_int",
-    "check_score_threshold",
     "check_top_n",
     "cosine_scores",
     "fill_embeddings",
@@ -96,28 +96,6 @@ def cosine_scores(query: npt.ArrayLike, documents: npt.ArrayLike) -> npt.NDArray
     return scores
 
 
-def check_top_n(top_n: object) -> int | None:
-    """``None`` (all) or a positive ``int``; anything else is a clear error."""
-    if top_n is None:
-        return None
-    if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)):
-        raise E2RankTypeError(f"top_n must be a positive integer or None, got {type(top_n).__name__}")
-    if top_n < 1:
-        raise E2RankValueError(f"top_n must be >= 1 (or None for all), got {top_n}")
-    return int(top_n)
-
-
-def check_score_threshold(score_threshold: object) -> float | None:
-    """``None`` (keep all) or a finite number, as a ``float``; anything else is a clear error."""
-    if score_threshold is None:
-        return None
-    if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float, np.floating, np.integer)):
-        raise E2RankTypeError(f"score_threshold must be a number or None, got {type(score_threshold).__name__}")
-    if not np.isfinite(score_threshold):
-        raise E2RankValueError(f"score_threshold must be finite, got {score_threshold!r}")
-    return float(score_threshold)
-
-
 def rank(scores: npt.ArrayLike, top_n: int | None = None) -> list[RankResult]:
     """Order candidates by score, best first; ties keep the first-stage order.
 
@@ -137,20 +115,6 @@ def select(
     kept = [r for r in results if score_threshold is None or r.score >= score_threshold]
     top_n = check_top_n(top_n)
     return kept if top_n is None else kept[:top_n]
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """``value`` if it is an ``int`` >= 1, else a ``TypeError``/``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise E2RankTypeError(f"{name} must be a positive integer, got {type(value).__name__}")
-    if value < 1:
-        raise E2RankValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def check_optional_positive_int(value: object, name: str) -> int | None:
-    """``None``, or ``value`` checked by :func:`check_positive_int` (``max_prompt_tokens``: ``None`` is no cap)."""
-    return None if value is None else check_positive_int(value, name)
 
 
 PromptStep = Callable[[Sequence[int]], Generator[Any, Any, npt.ArrayLike]]

@@ -14,7 +14,7 @@ from ._optional import check_extras
 from .errors import E2RankValueError
 from .loading import looks_like_path
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
-from .scoring import check_positive_int
+from .validators import check_positive_int
 
 __all__ = ["API_KEY_ENV", "MCPSettings", "ServerSettings"]
 
@@ -90,11 +90,11 @@ class ServerSettings:
             check_positive_int(getattr(self, name), name)
         for name in ("payload_limit_mb", "request_head_timeout_s", "request_read_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise E2RankValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.drain_timeout_s < 0:
-            raise ValueError(f"drain_timeout_s must be >= 0, got {self.drain_timeout_s}")
+            raise E2RankValueError(f"drain_timeout_s must be >= 0, got {self.drain_timeout_s}")
         if self.api_key is not None and not self.api_key.strip():
-            raise ValueError("api_key must not be empty (use None for no authentication)")
+            raise E2RankValueError("api_key must not be empty (use None for no authentication)")
 
     @property
     def payload_limit_bytes(self) -> int:

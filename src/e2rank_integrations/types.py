@@ -216,7 +216,7 @@ def check_sync_backend(backend: object, async_api: str) -> Backend:
         async_api: What the caller should use instead with an async backend, e.g. ``"aembed_documents"``.
     """
     if is_async_backend(backend):
-        raise TypeError(
+        raise E2RankTypeError(
             f"{type(backend).__name__} is an async backend and cannot serve a blocking call: use {async_api} "
             "instead, or pass a sync backend (E2RankModel or E2RankClient)"
         )

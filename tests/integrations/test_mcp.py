@@ -10,6 +10,7 @@ brute-force first stage, then ``model.rerank`` on the documents.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ from e2rank_integrations import __version__  # noqa: E402
 from e2rank_integrations.chroma import E2RankEmbeddingFunction  # noqa: E402
 from e2rank_integrations.cli import build_parser  # noqa: E402
 from e2rank_integrations.corpus import builtin_corpus  # noqa: E402
+from e2rank_integrations.errors import E2RankValueError  # noqa: E402
 from e2rank_integrations.mcp import E2RankTools, MCPSettings, create_server, run  # noqa: E402
 from e2rank_integrations.prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS  # noqa: E402
 from helpers import free_port, run_python, stop  # noqa: E402
@@ -376,7 +378,7 @@ async def test_unknown_collection_is_a_tool_error_naming_the_ones_there(corpus_d
     async with Client(create_server(tools, load_on_start=False)) as client:
         result = await client.call_tool("search", {"query": QUERY})
         assert result.is_error
-        assert "'nope' does not exist yet; restart the server with --collection one of: docs" in text_of(result)
+        assert "'nope' does not exist yet; restart the server with `collection` one of: docs" in text_of(result)
         info = await client.call_tool("collection_info", {})
         assert info.structured_content["exists"] is False
 
@@ -388,8 +390,8 @@ async def test_a_collection_of_another_model_is_refused(corpus_dir, other_tiny_p
         for name, arguments in (("search", {"query": QUERY}), ("collection_info", {})):
             result = await client.call_tool(name, arguments)
             assert result.is_error
-            assert f"--model {other_tiny_path} did not embed collection 'docs'" in text_of(result)
-            assert "without --model" in text_of(result)
+            assert f"`model` {other_tiny_path} did not embed collection 'docs'" in text_of(result)
+            assert "without `model`" in text_of(result)
 
 
 async def test_several_collections_need_a_name(tmp_path, tiny_path):
@@ -400,9 +402,35 @@ async def test_several_collections_need_a_name(tmp_path, tiny_path):
     tools.load()
     async with Client(create_server(tools, load_on_start=False)) as session:
         result = await session.call_tool("collection_info", {})
-        assert result.is_error and "holds 2 collections (alpha, beta): name the one to serve with --collection" in (
+        assert result.is_error and "holds 2 collections (alpha, beta): name the one to serve with `collection`" in (
             text_of(result)
         )
+
+
+async def test_a_bug_is_an_internal_error_and_bad_input_a_tool_error_naming_it(
+    corpus_dir, tiny_path, monkeypatch, caplog
+):
+    tools = E2RankTools(MCPSettings(chroma_dir=str(corpus_dir), model=str(tiny_path)))
+    tools.load()
+    backend = tools._ready.function.backend
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal invariant broke")  # a bug, not the caller's input
+
+    def refuses(*args, **kwargs):
+        raise E2RankValueError("`documents` are more than the model server takes in one rerank")
+
+    arguments = {"query": QUERY, "documents": TEXTS[:3]}
+    async with Client(create_server(tools, load_on_start=False)) as client:
+        monkeypatch.setattr(backend, "rerank", broken)
+        with caplog.at_level(logging.ERROR):
+            result = await client.call_tool("rerank", arguments)
+        assert result.is_error and text_of(result) == "Error executing tool rerank"  # nothing of the bug's text
+        logged = [r for r in caplog.records if "raised an unexpected exception" in r.getMessage()]
+        assert logged and logged[0].exc_info is not None  # logged with its traceback
+        monkeypatch.setattr(backend, "rerank", refuses)
+        result = await client.call_tool("rerank", arguments)
+        assert result.is_error and "`documents` are more than the model server takes in one rerank" in text_of(result)
 
 
 # ---------------------------------------------------------------------------- the command line

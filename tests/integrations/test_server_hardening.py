@@ -18,6 +18,7 @@ pytest.importorskip("httpx")  # the client extra
 import httpx
 
 from e2rank_integrations import E2RankModel
+from e2rank_integrations.errors import E2RankValueError
 from e2rank_integrations.protocol import ErrorResponse, StatsResponse
 from e2rank_integrations.server import ServerSettings, create_app
 
@@ -284,6 +285,17 @@ def test_a_bug_is_a_logged_500_not_a_400(own_server, caplog):
     assert error.type == "server_error" and error.code == "internal_error" and "invariant" not in error.message
     logged = [r for r in caplog.records if "unexpected error on POST /v1/embeddings" in r.getMessage()]
     assert logged and logged[0].exc_info is not None  # with its traceback
+
+
+def test_bad_input_found_inside_the_model_is_a_400_in_its_words(own_server):
+    def refuses(texts):
+        raise E2RankValueError("`input` holds a text this model refuses")  # the package's own: bad input
+
+    own_server.state.model.embed_formatted = refuses
+    response = httpx.post(own_server.url + "/v1/embeddings", json={"input": ["another new text"]}, timeout=60)
+    assert response.status_code == 400
+    error = ErrorResponse.model_validate_json(response.content).error
+    assert error.code == "invalid_value" and error.message == "`input` holds a text this model refuses"
 
 
 def test_a_failed_load_logs_its_traceback(tmp_path, caplog):

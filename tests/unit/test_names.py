@@ -12,7 +12,8 @@ from e2rank_integrations._deprecation import deprecated_alias, renamed
 from e2rank_integrations.cli import build_parser
 from e2rank_integrations.cli.errors import flags
 from e2rank_integrations.errors import E2RankTypeError
-from e2rank_integrations.scoring import check_score_threshold, cosine_scores, rank
+from e2rank_integrations.scoring import cosine_scores, rank
+from e2rank_integrations.validators import check_score_threshold
 
 
 @renamed(top_k="k")

@@ -21,6 +21,7 @@ def test_public_names():
         "E2RankInputError",
         "E2RankModel",
         "E2RankModelNotFoundError",
+        "E2RankStateError",
         "E2RankTimeoutError",
         "E2RankTypeError",
         "E2RankValueError",

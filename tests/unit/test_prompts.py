@@ -6,11 +6,10 @@ from e2rank_integrations.prompts import (
     QWEN3_CHAT_WRAP,
     README_LISTWISE_TEMPLATE,
     PromptFormat,
-    check_query,
-    check_texts,
     fair_caps,
     fit_prompt,
 )
+from e2rank_integrations.validators import check_query, check_texts
 
 
 def test_document_and_query_formats_match_the_reference():

@@ -6,8 +6,6 @@ import pytest
 from e2rank_integrations.scoring import (
     alistwise_rank,
     as_embeddings,
-    check_positive_int,
-    check_top_n,
     cosine_scores,
     listwise_rank,
     normalize,
@@ -15,6 +13,7 @@ from e2rank_integrations.scoring import (
     select,
 )
 from e2rank_integrations.types import RankResult
+from e2rank_integrations.validators import check_positive_int, check_top_n
 
 
 def test_normalize_rows_and_zero_vector():

@@ -9,9 +9,9 @@ import sys
 from ..errors import E2RankError
 from ._common import CLIError
 
-# What a command reports in one line: its own CLIError, the package's errors, bad values (plain ValueError and
-# TypeError are still raised for bad input in places: E2RankError is their future), and files that cannot be read.
-EXPECTED = (CLIError, E2RankError, ValueError, TypeError, OSError)
+# What a command reports in one line: its own CLIError, the package's errors, and files that cannot be read or
+# decoded. Anything else (a plain ValueError, say) is a bug: its traceback is shown, to be reported.
+EXPECTED = (CLIError, E2RankError, OSError, UnicodeError)
 
 
 def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -33,4 +33,5 @@ def report(command: str, exc: BaseException, parser: argparse.ArgumentParser) ->
     if isinstance(exc, EXPECTED):
         print(f"e2rank {command}: error: {as_flags(str(exc), flags(parser))}", file=sys.stderr)
         return 1
+    print(f"e2rank {command}: internal error (a bug): please report it, with the traceback below", file=sys.stderr)
     raise exc

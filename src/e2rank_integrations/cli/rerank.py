@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from .._optional import check_extras
-from ..prompts import check_query, check_texts
+from ..validators import check_query, check_texts
 from ._common import CLIError, command, default_model, epilog, load_model, model_options
 from ._lines import read_records, text_of
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import E2RankStateError, E2RankValueError
 from ..types import Embeddings
 
 __all__ = ["Batcher", "EmbedResult"]
@@ -129,7 +130,7 @@ class Batcher:
 
     async def stop(self) -> None:
         """Stop the worker; jobs not finished (queued or running) fail with ``RuntimeError``."""
-        self.abort(lambda: RuntimeError("the server stopped before this request ran"))
+        self.abort(lambda: E2RankStateError("the server stopped before this request ran"))
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -147,10 +148,10 @@ class Batcher:
     async def embed(self, texts: Sequence[str], tokens: Sequence[int]) -> EmbedResult:
         """Queue ``texts`` (exact model inputs of ``tokens[i]`` tokens each) and wait for their rows."""
         if self._wakeup is None:
-            raise RuntimeError("Batcher.start() was not called")
+            raise E2RankStateError("Batcher.start() was not called")
         self.check_open()
         if len(tokens) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(tokens)} token counts")
+            raise E2RankValueError(f"{len(texts)} texts but {len(tokens)} token counts")
         job = _Job(list(texts), [max(1, int(t)) for t in tokens], asyncio.get_running_loop().create_future())
         if not job.texts:
             return EmbedResult(np.zeros((0, 0), dtype=np.float32), 0.0, 0.0)

@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 from starlette.concurrency import run_in_threadpool
 
-from ..prompts import check_query, check_texts, check_unicode
 from ..scoring import alistwise_rank, as_embeddings
 from ..types import Embeddings, RankResult
+from ..validators import check_query, check_texts, check_unicode
 from .batching import Batcher
 from .errors import APIError
 from .settings import ServerSettings
