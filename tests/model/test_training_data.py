@@ -334,6 +334,6 @@ def test_on_every_topic_slates_a_ranking_that_ignores_the_query_scores_exactly_c
             key = tuple(slate["document"])
             orders.setdefault(key, rng.sample(range(len(key)), len(key)))
             runs[str(i)] = {f"{i}/{j}": float(len(key) - rank) for rank, j in enumerate(orders[key])}
-        assert evaluate(qrels, runs, runs, top_k=10).after["nDCG@10"] == pytest.approx(chance_ndcg(4, 2))
+        assert evaluate(qrels, runs, runs, k=10).after["nDCG@10"] == pytest.approx(chance_ndcg(4, 2))
     by_query = {str(i): {f"{i}/{j}": float(g) for j, g in enumerate(s["relevance"])} for i, s in enumerate(slates)}
-    assert evaluate(qrels, by_query, by_query, top_k=10).after["nDCG@10"] == pytest.approx(100)
+    assert evaluate(qrels, by_query, by_query, k=10).after["nDCG@10"] == pytest.approx(100)
