@@ -187,7 +187,11 @@ class EvalReport:
     @property
     def top_k(self) -> int:
         """Deprecated: :attr:`k`."""
-        warnings.warn("EvalReport: `top_k` is deprecated, use `k`", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "EvalReport: `top_k` is deprecated, use `k`; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.k
 
     def table(self) -> str:
