@@ -274,7 +274,7 @@ def test_truncation_a_batch_larger_than_the_data_and_own_instruction(tmp_path, t
     )
     said = capsys.readouterr().out
     assert "warning: max_query_tokens=8 removes the query text entirely from 3 of 3 queries" in said
-    assert "warning: max_doc_tokens=16 cuts more than 50% of the tokens of 1 of 9 passages (first: line 2)" in said
+    assert "warning: max_doc_tokens=16 cuts more than 50% of the tokens of 1 of 9 passages (first: <list>:2)" in said
     assert "note: batch_size 8 is larger than the data: the largest batch holds 3 slates" in said
     assert "3 slates from <list>" in said
     card = (tmp_path / "o" / "README.md").read_text()
@@ -315,6 +315,33 @@ def test_parquet_and_in_memory_records_read_as_json_lines(tmp_path):
         load_slates(path)
     with pytest.raises(TrainingDataError, match=r"<list>:1: no 'negative' or 'neg' \(triples format\)"):
         load_slates([{"query": "q", "pos": "p"}], data_format="triples")
+
+
+def test_a_directory_of_shards_reads_in_name_order_and_errors_name_the_shard(tmp_path):
+    import gzip
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [{**GOOD, "ranking": list(r)} for r in ([0, 1, 2], [2, 1, 0], [1, 0, 2], [0, 2, 1])]
+    shards = tmp_path / "data"
+    shards.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows[2:]), shards / "train-00001-of-00002.parquet")
+    with gzip.open(shards / "train-00000-of-00002.jsonl.gz", "wt") as handle:
+        handle.write("\n".join(json.dumps(r) for r in rows[:2]) + "\n")
+    (shards / "README.md").write_text("not data")  # what a dataset folder also holds: skipped
+    slates = load_slates(shards)
+    assert slates == load_slates(write(tmp_path, *rows))
+    assert [s.where for s in slates][1:3] == [
+        f"{shards}/train-00000-of-00002.jsonl.gz:2",
+        f"{shards}/train-00001-of-00002.parquet:1",
+    ]
+    bad = [GOOD, {**GOOD, "ranking": [0, 0, 1]}]
+    pq.write_table(pa.Table.from_pylist(bad), shards / "train-00001-of-00002.parquet")
+    with pytest.raises(TrainingDataError, match=r"train-00001-of-00002\.parquet:2: 'ranking' must be a permutation"):
+        load_slates(shards)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingDataError, match=r"empty: a directory without any \.jsonl"):
+        load_slates(tmp_path / "empty")
 
 
 def test_on_every_topic_slates_a_ranking_that_ignores_the_query_scores_exactly_chance():

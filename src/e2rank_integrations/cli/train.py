@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> None:
             torchrun --nproc-per-node 8 -m e2rank_integrations.training --model ... --data ... --output ...
             """,
             """
-            input (--data, --eval-data: JSON lines or .parquet), one slate per line (see --data-format):
+            input (--data, --eval-data: JSON lines, .parquet or a folder of them), a slate per line (see --data-format):
               {"query": "...", "document": ["passage", ...], "ranking": [2, 0, 1], "source": "msmarco"}
               ranking: indices into document, best first (or relevance / scores: a grade per passage);
               source (optional) picks the task's instructions (or --instruction, --instructions).
@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
     )
     add = train_p.add_argument
     add("--model", required=True, help="base model: hub id or local directory of an embedding model (required)")
-    add("--data", required=True, help="training JSON lines or Parquet, one slate per line or row (required)")
+    add("--data", required=True, help="training slates: JSON lines (.gz too), Parquet, or a folder of them (required)")
     add("--output", required=True, help="directory for checkpoints and the trained model (required)")
     add(
         "--data-format",
@@ -138,7 +138,7 @@ def add_parser(sub: Any) -> None:
     add(
         "--eval-data",
         default=d.eval_data,
-        help="held-out JSON lines: nDCG@10 before and after training (default: none)",
+        help="held-out slates, read as --data is: nDCG@10 before and after training (default: none)",
     )
     add(
         "--eval-steps",

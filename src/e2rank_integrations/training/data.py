@@ -1,4 +1,4 @@
-"""Training data: JSON lines of slates, checked line by line, grouped into batches, encoded as inference encodes.
+"""Training data: slates from JSON lines or Parquet, checked line by line, grouped into batches, encoded for the model.
 
 One line is one slate::
 
@@ -18,16 +18,18 @@ length (the authors' batches never mix sources either), so no padding passage is
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._optional import require
-from ..errors import E2RankValueError, TrainingDataError
+from ..errors import E2RankIndexError, E2RankValueError, TrainingDataError
+from ..indexing import input_files
 from .config import DATA_FORMATS, Instructions, instructions_for
 
 if TYPE_CHECKING:
@@ -58,19 +60,26 @@ class Slate:
         documents: The passages, in the order the first stage returned them.
         ranking: Indices into ``documents``, best first (0-based).
         source: The task name, or ``None``.
-        line: The 1-based line of the file it came from (for error messages).
+        line: The 1-based line (or row) of the file it came from (for messages).
         relevance: Graded relevance per passage, for evaluation.
         labels: The teacher's grades or scores per passage when it gave those rather than an order (higher is
             better, ties allowed); ``ranking`` is then the passages sorted by them (ties in data order).
+        path: The file it came from (a shard, when the data is a directory), for messages.
     """
 
     query: str
     documents: tuple[str, ...]
     ranking: tuple[int, ...]
     source: str | None = None
-    line: int = 0
+    line: int = field(default=0, compare=False)  # line and path say where a slate was read, not what it is
     relevance: tuple[int, ...] | None = None
     labels: tuple[float, ...] | None = None
+    path: str = field(default="", compare=False)
+
+    @property
+    def where(self) -> str:
+        """``file:line``, as messages name a slate."""
+        return f"{self.path}:{self.line}" if self.path else f"line {self.line}"
 
     def train_grades(self) -> tuple[float, ...]:
         """What RankNet compares, per passage: ``labels``, else ``n - teacher position`` (a total order)."""
@@ -94,8 +103,10 @@ class Slate:
 def load_slates(data: str | os.PathLike[str] | Iterable[Mapping[str, Any]], data_format: str = "slates") -> list[Slate]:
     r"""Read and check slates; raise :class:`TrainingDataError` naming the first bad line or row.
 
-    ``data`` is a JSON-lines file (blank lines skipped), a Parquet file (``.parquet``, read in batches of rows; needs
-    pyarrow), or any iterable of records such as a ``datasets.Dataset`` (rows numbered from 1). Other keys of a
+    ``data`` is a JSON-lines file (blank lines skipped; gzipped if it ends in ``.gz``), a Parquet file (``.parquet``,
+    read in batches of rows; needs pyarrow), a directory of such files (``*.jsonl``, ``*.jsonl.gz``, ``*.ndjson``,
+    ``*.parquet``, read in name order, as a dataset's shards), or any iterable of records such as a
+    ``datasets.Dataset`` (rows numbered from 1). Other keys of a
     record are ignored. ``data_format`` converts other common layouts record by record (see :data:`DATA_FORMATS`).
 
     Example:
@@ -113,10 +124,12 @@ def load_slates(data: str | os.PathLike[str] | Iterable[Mapping[str, Any]], data
     name = data_name(data)
     slates = []
     try:
-        for number, record in _records(data):
-            slates.append(_parse(record, name, number, data_format))
+        for file, number, record in _records(data):
+            slates.append(_parse(record, file, number, data_format))
     except (OSError, UnicodeDecodeError) as exc:
         raise TrainingDataError(name, 0, f"cannot be read ({exc})") from exc
+    except E2RankIndexError as exc:  # input_files found no data file in the directory
+        raise TrainingDataError(name, 0, "a directory without any .jsonl, .jsonl.gz, .ndjson or .parquet file") from exc
     if not slates:
         raise TrainingDataError(name, 0, "empty file: no line holds a slate")
     return slates
@@ -129,24 +142,29 @@ def data_name(data: Any) -> str:
     return f"<{type(data).__name__}>"
 
 
-def _records(data: Any) -> Iterator[tuple[int, Any]]:
-    """(1-based line or row, record) of a JSON-lines file (records still JSON text), Parquet file or iterable."""
+def _records(data: Any) -> Iterator[tuple[str, int, Any]]:
+    """(name, 1-based line or row, record) of JSON lines (still JSON text), Parquet, a directory or an iterable."""
     if not isinstance(data, (str, os.PathLike)):
-        yield from enumerate(data, start=1)
+        name = data_name(data)
+        for number, record in enumerate(data, start=1):
+            yield name, number, record
         return
-    name = os.fspath(data)
-    if name.endswith(".parquet"):
-        pq = require("pyarrow.parquet", extra="parquet")
-        number = 0
-        for batch in pq.ParquetFile(name).iter_batches(batch_size=1024):
-            for record in batch.to_pylist():
-                number += 1
-                yield number, record
-        return
-    with open(name, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if text.strip():
-                yield number, text
+    # A directory is read as `e2rank index` reads one: its .jsonl(.gz)/.ndjson/.parquet files, sorted (HF shards).
+    files = input_files(data) if os.path.isdir(data) else [data]
+    for file in files:
+        name = os.fspath(file)
+        if name.endswith(".parquet"):
+            pq = require("pyarrow.parquet", extra="parquet")
+            number = 0
+            for batch in pq.ParquetFile(name).iter_batches(batch_size=1024):
+                for record in batch.to_pylist():
+                    number += 1
+                    yield name, number, record
+            continue
+        with (gzip.open if name.endswith(".gz") else open)(name, "rt", encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if text.strip():
+                    yield name, number, text
 
 
 def _texts(value: Any) -> list[Any]:
@@ -248,6 +266,7 @@ def _parse(text: Any, path: str, number: int, data_format: str = "slates") -> Sl
         line=number,
         relevance=tuple(relevance) if relevance is not None else None,
         labels=labels,
+        path=path,
     )
 
 
@@ -283,9 +302,9 @@ def make_batches(
         for slate in slates:
             if len(slate.documents) != size:
                 raise TrainingDataError(
-                    path,
+                    slate.path or path,
                     slate.line,
-                    f"{len(slate.documents)} passages where line {slates[0].line} has {size}: gathering negatives "
+                    f"{len(slate.documents)} passages where {slates[0].where} has {size}: gathering negatives "
                     "across devices needs slates of one length",
                 )
     groups: dict[tuple[str | None, int], list[Slate]] = {}
@@ -325,7 +344,7 @@ def truncation_warnings(
         full, prefix = encoder.count_tokens([text, bare])
         if full > max_query_tokens:
             cut += 1
-            first = first or slate.line
+            first = first or slate.where
             if prefix >= max_query_tokens:
                 emptied += 1
     if emptied:
@@ -334,14 +353,14 @@ def truncation_warnings(
             "queries: the instruction and <|endoftext|> alone fill it, so the model sees only the instruction"
         )
     elif cut:
-        lines.append(f"max_query_tokens={max_query_tokens} cuts {cut} of {len(slates)} queries (first: line {first})")
-    documents = [(slate.line, d) for slate in slates for d in slate.documents]
+        lines.append(f"max_query_tokens={max_query_tokens} cuts {cut} of {len(slates)} queries (first: {first})")
+    documents = [(slate.where, d) for slate in slates for d in slate.documents]
     counts = encoder.count_tokens([prompts.document(d) for _, d in documents])
     over = [line for (line, _), n in zip(documents, counts) if n - max_doc_tokens > TRUNCATION_WARN_SHARE * n]
     if over:
         lines.append(
             f"max_doc_tokens={max_doc_tokens} cuts more than {TRUNCATION_WARN_SHARE:.0%} of the tokens of "
-            f"{len(over)} of {len(documents)} passages (first: line {over[0]})"
+            f"{len(over)} of {len(documents)} passages (first: {over[0]})"
         )
     return lines
 
@@ -390,8 +409,8 @@ class SlateCollator:
         for slate in slates:
             if len(slate.documents) != size:
                 raise E2RankValueError(
-                    f"slates of unequal length in one batch (line {slates[0].line}: {size} passages, "
-                    f"line {slate.line}: {len(slate.documents)}); form batches with make_batches"
+                    f"slates of unequal length in one batch ({slates[0].where}: {size} passages, "
+                    f"{slate.where}: {len(slate.documents)}); form batches with make_batches"
                 )
         encoder, prompts = self.encoder, self.encoder.prompts
         queries, prompt_texts = [], []
