@@ -95,3 +95,18 @@ def test_bad_input_fails_without_importing_torch():
     )
     assert result.stdout.split() == ["1", "False", "False"], result.stderr
     assert "line 1 is not valid JSON" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["serve", "--port", "-1"], "argument --port: a port is 0..65535 (0: any free one), got -1"),
+        (["mcp", "--port", "70000"], "argument --port: a port is 0..65535"),
+        (["mcp", "--chroma-port", "http"], "argument --chroma-port: not a port number: 'http'"),
+        (["index", "--input", "x.jsonl", "--chroma-port", "-5", "--collection", "c"], "argument --chroma-port: a port"),
+    ],
+)
+def test_a_port_out_of_range_is_a_usage_error(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and says in capsys.readouterr().err

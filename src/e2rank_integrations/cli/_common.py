@@ -103,6 +103,17 @@ def deprecated_flag(p: argparse.ArgumentParser, old: str, new: str) -> None:
     p.add_argument(old, dest=option.dest, type=option.type or str, action=_DeprecatedFlag, new=new)
 
 
+def port(text: str) -> int:
+    """The argparse type of a TCP port, so ``--port -1`` is a usage error rather than the socket library's."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535 (0: any free one), got {value}")
+    return value
+
+
 def api_key(given: str | None) -> str | None:
     """``--api-key``, else ``$E2RANK_API_KEY``, else no key; one given empty is refused, never taken for none.
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..indexing import IndexSettings, run_index
 from ..loading import TINY_RANDOM
-from ._common import default_model, defaults, epilog, load_model
+from ._common import default_model, defaults, epilog, load_model, port
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -78,7 +78,7 @@ def add_parser(sub: Any) -> None:
         default=d["chroma_host"],
         help="host of a Chroma server, instead of --chroma-dir (default: none)",
     )
-    add("--chroma-port", type=int, default=d["chroma_port"], help="port of the Chroma server (default: %(default)s)")
+    add("--chroma-port", type=port, default=d["chroma_port"], help="port of the Chroma server (default: %(default)s)")
     add = index_p.add_argument_group("embedding").add_argument
     add(
         "--model",

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..loading import TINY_RANDOM
 from ..settings import MCPSettings
-from ._common import api_key, command, defaults, epilog
+from ._common import api_key, command, defaults, epilog, port
 
 
 def add_parser(sub: Any) -> None:
@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> None:
         "--chroma-host", default=d["chroma_host"], help="host of a Chroma server (`chroma run`) instead (default: none)"
     )
     add = mcp_p.add_argument
-    add("--chroma-port", type=int, default=d["chroma_port"], help="port of the Chroma server (default: %(default)s)")
+    add("--chroma-port", type=port, default=d["chroma_port"], help="port of the Chroma server (default: %(default)s)")
     add("--collection", default=d["collection"], help="collection to serve (default: the database's only one)")
     add(
         "--transport",
@@ -70,7 +70,7 @@ def add_parser(sub: Any) -> None:
         help="MCP transport (default: %(default)s)",
     )
     add("--host", default="127.0.0.1", help="streamable-http address (default: %(default)s)")
-    add("--port", type=int, default=8765, help="streamable-http port (default: %(default)s)")
+    add("--port", type=port, default=8765, help="streamable-http port (default: %(default)s)")
     add(
         "--api-key",
         default=None,
