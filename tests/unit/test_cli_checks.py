@@ -110,3 +110,21 @@ def test_a_port_out_of_range_is_a_usage_error(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["rerank", "--top-n", "0"], "--top-n must be >= 1"),
+        (["rerank", "--num-prompt-docs", "0"], "--num-prompt-docs must be >= 1, got 0"),
+        (["eval", "--retrieve", "--passes", "0"], "--passes must be >= 1, got 0"),
+        (["eval", "--retrieve", "--max-queries", "0"], "--max-queries must be >= 1, got 0"),  # not "all queries"
+        (["eval", "--retrieve", "--k", "-3"], "--k must be >= 1, got -3"),
+    ],
+)
+@needs_model_extra
+def test_counts_below_one_are_named_by_their_flag_before_a_model_loads(argv, says, monkeypatch, capsys):
+    files = ["--corpus", "c.jsonl", "--queries", "q.jsonl", "--qrels", "q.tsv"] if argv[0] == "eval" else []
+    assert run_with_stdin(monkeypatch, '{"query": "q", "documents": ["a"]}\n', *argv, *files, "--model", NO_MODEL) == 1
+    err = capsys.readouterr().err
+    assert says in err and "could not load" not in err

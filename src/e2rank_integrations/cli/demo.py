@@ -14,6 +14,7 @@ from .._optional import check_extras
 from ..corpus import builtin_corpus
 from ..errors import E2RankHubUnreachableError
 from ..loading import TINY_RANDOM
+from ..validators import check_positive_int
 from ._common import DEFAULT_MODEL_HELP, CLIError, command, deprecated_flag, epilog, load_model, model_options
 
 DEFAULT_QUERY = "Why is it colder in winter than in summer?"
@@ -78,9 +79,8 @@ def _clip(text: str, width: int) -> str:
 def run(args: argparse.Namespace) -> int:
     """Index the built-in corpus in an embedded Chroma, retrieve for a query, rerank, print both orders with timings."""
     out = sys.stdout
-    for name in ("k", "show"):
-        if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
+    check_positive_int(args.k, "k")  # the error formatter names the flag: "--k must be >= 1, got 0"
+    check_positive_int(args.show, "show")
     check_extras(["model", "chroma"], "`e2rank demo`")  # before loading a model: a missing extra fails at once
     from ..chroma import E2RankEmbeddingFunction, open_client, rerank_query_result
 

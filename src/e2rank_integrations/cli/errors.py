@@ -21,7 +21,11 @@ def flags(parser: argparse.ArgumentParser) -> dict[str, str]:
 
 
 def as_flags(message: str, names: dict[str, str]) -> str:
-    """``message`` with each parameter a library named in backticks (`chroma_dir`) shown as its flag."""
+    """``message`` with each parameter a library named in backticks (`chroma_dir`) shown as its flag.
+
+    A validator's ``top_n must be >= 1`` (a bare name, leading, then "must") is shown as ``--top-n must be >= 1``.
+    """
+    message = re.sub(r"^(\w+)(?= must )", lambda m: names.get(m[1], m[0]), message)
     return re.sub(r"`(\w+)`", lambda m: names.get(m[1], m[0]), message)
 
 

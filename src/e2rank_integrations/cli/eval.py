@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from .._optional import check_extras
+from ..validators import check_optional_positive_int, check_positive_int
 from ._common import CLIError, command, default_model, deprecated_flag, epilog, load_model, model_options
 from .rerank import add_prompt_options
 
@@ -58,14 +59,15 @@ def run(args: argparse.Namespace) -> int:
     check_extras(["model", "eval"], "`e2rank eval`")  # pytrec_eval scores at the end: check it before reranking
     if (args.run is None) == (not args.retrieve):
         raise CLIError("give exactly one first stage: --run FILE.trec or --retrieve")
-    if args.k < 1:
-        raise CLIError("--k must be >= 1")
+    check_positive_int(args.k, "k")  # these before reading data or loading a model
+    check_positive_int(args.passes, "passes")
+    check_optional_positive_int(args.max_queries, "max_queries")
     corpus = evaluation.load_corpus(args.corpus)
     queries = evaluation.load_queries(args.queries)
     qrels = evaluation.load_qrels(args.qrels)
     first_stage = evaluation.load_run(args.run) if args.run else None
     judged = {q: t for q, t in queries.items() if q in qrels}
-    if args.max_queries:
+    if args.max_queries is not None:
         judged = dict(list(judged.items())[: args.max_queries])
     if not judged:
         raise CLIError(f"none of the {len(queries)} queries has relevance judgements in {args.qrels}")

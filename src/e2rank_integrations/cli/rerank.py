@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from .._optional import check_extras
-from ..validators import check_query, check_texts
+from ..validators import check_positive_int, check_query, check_texts, check_top_n
 from ._common import CLIError, command, default_model, epilog, load_model, model_options
 from ._lines import read_records, text_of
 
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     each input line is ``{"query": ..., "documents": [...]}``: one output line of results per input line.
     """
     check_extras(["model"], "`e2rank rerank`")
+    check_top_n(args.top_n)  # these before a model loads
+    check_positive_int(args.num_prompt_docs, "num_prompt_docs")
     records = read_records(sys.stdin)  # all of it checked before the model loads (seconds)
     if args.query is not None:
         jobs = [(check_query(args.query), [text_of(record, number) for number, record in records])]
