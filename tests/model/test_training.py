@@ -104,6 +104,10 @@ def test_the_output_has_tokenizer_chat_template_and_model_card(learned, tiny_pat
     assert "| lr | `0.01` |" in card and "| max_steps | `120` |" in card
     assert "| nDCG@10 |" in card
     assert result.metrics["train_loss"] > 0
+    # slates per second, not batches per second (the Trainer's items): 240 slates make 30 full batches of 8
+    slates_per_step = config.batch_size * config.grad_accum
+    speed = result.metrics["train_steps_per_second"] * slates_per_step
+    assert result.metrics["train_samples_per_second"] == pytest.approx(speed, rel=0.02)
 
 
 def test_lora_through_the_module_entry_point_merges_into_a_plain_checkpoint(task, tiny_path, tmp_path):

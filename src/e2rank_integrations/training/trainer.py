@@ -138,6 +138,8 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
         # gradient would otherwise be grad_accum times too large).
         self.model_accepts_loss_kwargs = False
         self._parts: list[Any] = []
+        items = self.train_dataset if isinstance(self.train_dataset, Sequence) else []
+        self._slates_per_item = sum(len(b) for b in items) / len(items) if items else 1.0
 
     def compute_loss(
         self,
@@ -200,6 +202,9 @@ class E2RankTrainer(transformers.Trainer):  # type: ignore[misc,unused-ignore]
             mean = self.accelerator.reduce(torch.stack(self._parts).mean(dim=0), reduction="mean")
             logs = {**logs, "embedding_loss": round(float(mean[0]), 4), "ranking_loss": round(float(mean[1]), 4)}
             self._parts = []
+        if "train_samples_per_second" in logs:  # the Trainer counts dataset items, and an item is a batch of slates
+            # in place: the Trainer returns this very dict as its train() metrics, which should say the same
+            logs["train_samples_per_second"] = round(logs["train_samples_per_second"] * self._slates_per_item, 3)
         super().log(logs, *args, **kwargs)
 
 
@@ -278,7 +283,7 @@ def training_arguments(config: TrainConfig) -> Any:
         "max_steps": config.max_steps or -1,
         "learning_rate": config.lr,
         "lr_scheduler_type": "linear",
-        "per_device_train_batch_size": 1,  # an item of SlateBatches is a whole batch of config.batch_size slates
+        "per_device_train_batch_size": 1,  # a dataset item is a whole batch of config.batch_size slates
         "gradient_accumulation_steps": config.grad_accum,
         "bf16": config.bf16,
         # transformers 5.x renamed gradient_checkpointing to activation_checkpointing (the old name warns)
