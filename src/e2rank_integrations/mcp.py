@@ -47,7 +47,7 @@ from ._deprecation import renamed_getattr
 from ._optional import require
 from .context import pack_context
 from .errors import E2RankError, E2RankInputError, E2RankValueError
-from .settings import MCPSettings
+from .settings import LOCAL_HOST, MCP_PORT, MCPSettings
 from .validators import check_query, check_texts
 
 require("mcp", extra="mcp")
@@ -707,7 +707,7 @@ def create_server(tools: E2RankTools, *, load_on_start: bool = True) -> MCPServe
 def create_http_app(
     server: MCPServer[Any],
     *,
-    host: str = "127.0.0.1",
+    host: str = LOCAL_HOST,
     api_key: str | None = None,
     allowed_hosts: Sequence[str] = (),
 ) -> Any:
@@ -743,8 +743,8 @@ def run(
     settings: MCPSettings,
     transport: Transport = "stdio",
     *,
-    host: str = "127.0.0.1",
-    port: int = 8765,
+    host: str = LOCAL_HOST,
+    port: int = MCP_PORT,
     api_key: str | None = None,
     allowed_hosts: Sequence[str] = (),
 ) -> int:

@@ -16,10 +16,19 @@ from .loading import looks_like_path
 from .prompts import AGENT_MAX_PROMPT_TOKENS, AGENT_NUM_PROMPT_DOCS
 from .validators import check_positive_int
 
-__all__ = ["API_KEY_ENV", "MCPSettings", "ServerSettings"]
+__all__ = ["API_KEY_ENV", "LOCAL_HOST", "MCP_PORT", "SERVE_PORT", "MCPSettings", "ServerSettings"]
 
 API_KEY_ENV = "E2RANK_API_KEY"
 """The environment variable that holds the API key of an ``e2rank serve`` server, for its clients and itself."""
+
+LOCAL_HOST = "127.0.0.1"
+"""Where ``e2rank serve`` and ``e2rank mcp`` listen unless told otherwise: this machine only."""
+
+SERVE_PORT = 8000
+"""The port of ``e2rank serve`` (and of :func:`~e2rank_integrations.server.runner.serve`) by default."""
+
+MCP_PORT = 8765
+"""The port of ``e2rank mcp --transport streamable-http`` by default."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from ..loading import TINY_RANDOM
-from ..settings import MCPSettings
+from ..settings import LOCAL_HOST, MCP_PORT, MCPSettings
 from ._common import api_key, command, defaults, epilog, port
 
 
@@ -69,8 +69,8 @@ def add_parser(sub: Any) -> None:
         default="stdio",
         help="MCP transport (default: %(default)s)",
     )
-    add("--host", default="127.0.0.1", help="streamable-http address (default: %(default)s)")
-    add("--port", type=port, default=8765, help="streamable-http port (default: %(default)s)")
+    add("--host", default=LOCAL_HOST, help="streamable-http address (default: %(default)s)")
+    add("--port", type=port, default=MCP_PORT, help="streamable-http port (default: %(default)s)")
     add(
         "--api-key",
         default=None,

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from .._optional import check_extras
-from ..settings import ServerSettings
+from ..settings import LOCAL_HOST, SERVE_PORT, ServerSettings
 from ._common import api_key, command, default_model, defaults, epilog, load_model, model_options, port
 
 
@@ -32,8 +32,8 @@ def add_parser(sub: Any) -> None:
     model_options(serve_p, default_model())
     add = serve_p.add_argument
     add("--dtype", default=None, help="bfloat16, float16 or float32 (default: bfloat16 on a GPU, float32 on a CPU)")
-    add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    add("--port", type=port, default=8000, help="port to listen on (default: %(default)s)")
+    add("--host", default=LOCAL_HOST, help="address to listen on (default: %(default)s)")
+    add("--port", type=port, default=SERVE_PORT, help="port to listen on (default: %(default)s)")
     add(
         "--api-key",
         default=None,

@@ -26,6 +26,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .._asgi import is_loopback
 from ..protocol import ErrorDetail, ErrorResponse
+from ..settings import LOCAL_HOST, SERVE_PORT
 from .app import create_app
 from .settings import ServerSettings
 from .state import ModelSource, ServerState
@@ -130,7 +131,7 @@ def _head_timeout_response(timeout: float) -> bytes:
 
 
 def server_config(
-    app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+    app: FastAPI, *, host: str = LOCAL_HOST, port: int = SERVE_PORT, log_level: str = "info"
 ) -> uvicorn.Config:
     """The uvicorn configuration for an app of :func:`~e2rank_integrations.server.create_app`, with its limits."""
     state: ServerState = app.state.e2rank
@@ -191,8 +192,8 @@ def serve(
     backend: ModelSource,
     settings: ServerSettings,
     *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str = LOCAL_HOST,
+    port: int = SERVE_PORT,
     log_level: str = "info",
 ) -> int:
     """Serve until SIGINT, or SIGTERM and a drain; returns the exit status (1 when the model failed to load)."""
