@@ -317,6 +317,30 @@ def test_parquet_and_in_memory_records_read_as_json_lines(tmp_path):
         load_slates([{"query": "q", "pos": "p"}], data_format="triples")
 
 
+def test_a_datasets_dataset_and_parquet_rows_with_other_rows_columns(tmp_path):
+    """Rows of mixed layouts, as a JSON-lines file loaded by `datasets` (or written to Parquet) holds them: every row
+    has every column, None where its line had no such key; None means absent."""
+    datasets = pytest.importorskip("datasets")
+    pq = pytest.importorskip("pyarrow.parquet")
+    lines = [
+        {**GOOD, "source": "nq"},
+        {"query": "q", "document": ["a", "b", "c"], "relevance": [0, 2, 1]},
+        {"query": "q", "document": ["a", "b", "c"], "scores": [0.1, 0.5, 0.2]},
+    ]
+    path = write(tmp_path, *lines)
+    expected = load_slates(path)
+    assert [s.ranking for s in expected] == [(0, 2, 1), (1, 2, 0), (1, 2, 0)]
+    dataset = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf"))
+    assert dataset[1]["ranking"] is None  # the column exists in every row
+    assert load_slates(dataset) == expected
+    assert load_slates(dataset.to_iterable_dataset()) == expected  # streamed: read through once
+    pq.write_table(dataset.data.table, tmp_path / "train.parquet")
+    assert load_slates(tmp_path / "train.parquet") == expected
+    bad = datasets.Dataset.from_list([GOOD, {**GOOD, "ranking": [0, 0, 1]}])
+    with pytest.raises(TrainingDataError, match=r"<Dataset>:2: 'ranking' must be a permutation"):
+        load_slates(bad)
+
+
 def test_a_directory_of_shards_reads_in_name_order_and_errors_name_the_shard(tmp_path):
     import gzip
 

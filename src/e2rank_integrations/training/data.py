@@ -178,7 +178,7 @@ def _convert(record: dict[str, Any], data_format: str) -> dict[str, Any]:
 
     def pick(*names: str) -> Any:
         for name in names:
-            if name in record:
+            if record.get(name) is not None:  # None: a column other rows have (Parquet, datasets)
                 return record[name]
         raise E2RankValueError(f"no {' or '.join(repr(n) for n in names)} ({data_format} format)")
 
@@ -240,7 +240,8 @@ def _parse(text: Any, path: str, number: int, data_format: str = "slates") -> Sl
     ):
         raise fail(f"'scores' must be a list of {len(documents)} finite numbers, one per passage")
     labels = None
-    if "ranking" in record:  # an order wins: relevance is then for evaluation only
+    if record.get("ranking") is not None:  # an order wins: relevance is then for evaluation only (None: absent,
+        # as a column is in the rows of a Parquet file or a Dataset that lack it)
         ranking = _zero_based(record["ranking"], len(documents))
         if ranking is None:
             shown = json.dumps(record["ranking"])
