@@ -317,6 +317,18 @@ def test_parquet_and_in_memory_records_read_as_json_lines(tmp_path):
         load_slates([{"query": "q", "pos": "p"}], data_format="triples")
 
 
+def test_training_on_triples_evaluates_graded_slates_of_their_own_format(tiny_path, tmp_path, capsys):
+    triples = [{"query": f"q{i}", "positive": "a big cat", "negative": "a river"} for i in range(4)]
+    graded = [{"query": "what is a tiger", "document": ["a fruit", "a big cat", "a river"], "relevance": [0, 2, 1]}]
+    common = {"model": str(tiny_path), "data": triples, "data_format": "triples", "eval_data": graded}
+    with pytest.raises(TrainingDataError, match=r"<list>:1: no 'positive' or 'pos' \(triples format\)"):
+        train(TrainConfig(output=str(tmp_path / "a"), max_steps=1, **common))  # as --data, by default
+    result = train(TrainConfig(output=str(tmp_path / "b"), max_steps=1, eval_data_format="slates", **common))
+    assert result.eval_after.queries == 1 and result.eval_first_stage < 100  # graded: data order is not the best
+    with pytest.raises(E2RankValueError, match="`eval_data_format` must be one of slates, triples"):
+        TrainConfig(output="o", eval_data_format="tsv", **common)
+
+
 def test_a_datasets_dataset_and_parquet_rows_with_other_rows_columns(tmp_path):
     """Rows of mixed layouts, as a JSON-lines file loaded by `datasets` (or written to Parquet) holds them: every row
     has every column, None where its line had no such key; None means absent."""

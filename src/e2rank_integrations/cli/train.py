@@ -47,9 +47,9 @@ def add_parser(sub: Any) -> None:
         "--data-format",
         choices=list(DATA_FORMATS),
         default=d.data_format,
-        help="layout of --data and --eval-data lines: slates (query, document, ranking|relevance|scores), triples "
-        "(query, positive, negative), pairs-with-negatives (query, pos: [...], neg: [...]), scored (the same with "
-        f"pos_scores, neg_scores) (default: {d.data_format})",
+        help="layout of --data lines (and --eval-data's, unless --eval-data-format): slates (query, document, "
+        "ranking|relevance|scores), triples (query, positive, negative), pairs-with-negatives (query, pos: [...], "
+        f"neg: [...]), scored (the same with pos_scores, neg_scores) (default: {d.data_format})",
     )
     add("--epochs", type=float, default=d.epochs, help=f"passes over the data (default: {d.epochs:g})")
     add("--max-steps", type=int, default=d.max_steps, help="stop after this many optimizer steps (default: --epochs)")
@@ -139,6 +139,12 @@ def add_parser(sub: Any) -> None:
         "--eval-data",
         default=d.eval_data,
         help="held-out slates, read as --data is: nDCG@10 before and after training (default: none)",
+    )
+    add(
+        "--eval-data-format",
+        choices=list(DATA_FORMATS),
+        default=d.eval_data_format,
+        help="layout of --eval-data lines, e.g. graded slates to evaluate training on triples (default: --data-format)",
     )
     add(
         "--eval-steps",

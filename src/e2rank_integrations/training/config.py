@@ -167,7 +167,7 @@ class TrainConfig:
         model: Base model: a hub id or a local directory of an embedding model (E2Rank, Qwen3-Embedding...).
         data: Training data: a JSON-lines or Parquet file of ``{"query", "document": [...], "ranking": [...],
             "source"?}`` records, or (from Python) any iterable of such records, e.g. a ``datasets.Dataset``.
-        data_format: How the lines of ``data`` and ``eval_data`` are laid out: a key of :data:`DATA_FORMATS`.
+        data_format: How the lines of ``data`` are laid out: a key of :data:`DATA_FORMATS`.
         output: Directory for checkpoints and the final model.
         epochs: Passes over the data (a fraction stops part way).
         max_steps: Stop after this many optimizer steps (overrides ``epochs``).
@@ -197,6 +197,7 @@ class TrainConfig:
         bf16: Mixed precision in bfloat16.
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
         eval_data: Held-out slates (a file or records, as ``data``) scored with nDCG@10 before and after training.
+        eval_data_format: How the lines of ``eval_data`` are laid out; ``None``: as ``data`` (``data_format``).
         eval_steps: Also rerank ``eval_data`` every this many steps, saving a checkpoint each time (instead of every
             ``save_steps``); the one with the best nDCG@10 is what ends in ``output``.
         early_stopping_patience: With ``eval_steps``, stop after this many evaluations without a better nDCG@10.
@@ -237,6 +238,7 @@ class TrainConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     eval_data: str | Iterable[Mapping[str, Any]] | None = None
+    eval_data_format: str | None = None
     eval_steps: int | None = None
     early_stopping_patience: int | None = None
     report_to: str = "none"
@@ -273,8 +275,10 @@ class TrainConfig:
             raise E2RankValueError("`eval_steps` needs `eval_data`: the slates to evaluate on")
         if self.early_stopping_patience is not None and self.eval_steps is None:
             raise E2RankValueError("`early_stopping_patience` needs `eval_steps` (and `eval_data`)")
-        if self.data_format not in DATA_FORMATS:
-            raise E2RankValueError(f"`data_format` must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
+        for name in ("data_format", "eval_data_format"):
+            value = getattr(self, name)
+            if value not in DATA_FORMATS and (value is not None or name == "data_format"):
+                raise E2RankValueError(f"`{name}` must be one of {', '.join(DATA_FORMATS)}, got {value!r}")
         if self.instruction is not None and not self.instruction.strip():
             raise E2RankValueError("`instruction` must be a non-empty text")
         for item in self.hf_args:

@@ -511,7 +511,8 @@ def train(config: TrainConfig, *, out: TextIO | None = None) -> TrainResult:
     checkpoint, skipped = _check_output(config)
     instructions = config.task_instructions()
     slates = load_slates(config.data, config.data_format)
-    dev = load_slates(config.eval_data, config.data_format) if config.eval_data is not None else None
+    dev_format = config.eval_data_format or config.data_format
+    dev = load_slates(config.eval_data, dev_format) if config.eval_data is not None else None
     data = data_name(config.data)
     args = training_arguments(config)
     _check_distributed(args)
