@@ -375,6 +375,10 @@ def test_a_directory_of_shards_reads_in_name_order_and_errors_name_the_shard(tmp
     pq.write_table(pa.Table.from_pylist(bad), shards / "train-00001-of-00002.parquet")
     with pytest.raises(TrainingDataError, match=r"train-00001-of-00002\.parquet:2: 'ranking' must be a permutation"):
         load_slates(shards)
+    pq.write_table(pa.Table.from_pylist(rows[2:]), shards / "train-00001-of-00002.parquet")  # good again
+    (shards / "train-00002-of-00002.parquet").write_text("not parquet")
+    with pytest.raises(TrainingDataError, match=r"train-00002-of-00002\.parquet: not a Parquet file \("):
+        load_slates(shards)
     (tmp_path / "empty").mkdir()
     with pytest.raises(TrainingDataError, match=r"empty: a directory without any \.jsonl"):
         load_slates(tmp_path / "empty")

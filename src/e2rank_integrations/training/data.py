@@ -154,9 +154,12 @@ def _records(data: Any) -> Iterator[tuple[str, int, Any]]:
     for file in files:
         name = os.fspath(file)
         if name.endswith(".parquet"):
-            pq = require("pyarrow.parquet", extra="parquet")
+            try:
+                reader = require("pyarrow.parquet", extra="parquet").ParquetFile(name)
+            except ValueError as exc:  # pyarrow's ArrowInvalid: not Parquet (a traceback otherwise)
+                raise TrainingDataError(name, 0, f"not a Parquet file ({exc})") from None
             number = 0
-            for batch in pq.ParquetFile(name).iter_batches(batch_size=1024):
+            for batch in reader.iter_batches(batch_size=1024):
                 for record in batch.to_pylist():
                     number += 1
                     yield name, number, record
