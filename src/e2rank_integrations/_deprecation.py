@@ -16,10 +16,18 @@ from typing import Any, ParamSpec, TypeVar
 
 from .errors import E2RankTypeError
 
-__all__ = ["deprecated_alias", "rename_keywords", "renamed", "renamed_getattr"]
+__all__ = ["deprecated_alias", "rename_keywords", "renamed", "renamed_getattr", "warn_renamed"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def warn_renamed(message: str, *, stacklevel: int = 2) -> None:
+    """Warn (``DeprecationWarning``) that an old name is used: ``message`` plus the ending every such warning has.
+
+    The test suite turns warnings with that ending into errors (pyproject.toml), so that it uses only new names.
+    """
+    warnings.warn(f"{message}; the old name goes in the next release", DeprecationWarning, stacklevel=stacklevel + 1)
 
 
 def rename_keywords(
@@ -36,11 +44,7 @@ def rename_keywords(
             continue
         if new in out:
             raise E2RankTypeError(f"{where}: give `{new}` only; `{old}` is its deprecated old name")
-        warnings.warn(
-            f"{where}: `{old}` is deprecated, use `{new}`; the old name goes in the next release",
-            DeprecationWarning,
-            stacklevel=stacklevel,
-        )
+        warn_renamed(f"{where}: `{old}` is deprecated, use `{new}`", stacklevel=stacklevel)
         out[new] = out.pop(old)
     return out
 
@@ -72,11 +76,7 @@ def deprecated_alias(func: Callable[P, R], old: str) -> Callable[P, R]:
 
     @functools.wraps(func)
     def alias(*args: P.args, **kwargs: P.kwargs) -> R:
-        warnings.warn(
-            f"`{old}` is deprecated, use `{func.__name__}`; the old name goes in the next release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_renamed(f"`{old}` is deprecated, use `{func.__name__}`")
         return func(*args, **kwargs)
 
     alias.__name__ = alias.__qualname__ = old
@@ -88,11 +88,7 @@ def renamed_getattr(module: str, renamed: Mapping[str, str], namespace: Mapping[
 
     def __getattr__(name: str) -> Any:
         if name in renamed:
-            warnings.warn(
-                f"{module}.{name} is renamed {renamed[name]}; the old name goes in the next release",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            warn_renamed(f"{module}.{name} is renamed {renamed[name]}")
             return namespace[renamed[name]]
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
 

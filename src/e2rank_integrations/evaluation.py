@@ -8,14 +8,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._deprecation import renamed
+from ._deprecation import renamed, warn_renamed
 from ._optional import require
 from .errors import E2RankValueError
 from .prompts import titled
@@ -187,11 +186,7 @@ class EvalReport:
     @property
     def top_k(self) -> int:
         """Deprecated: :attr:`k`."""
-        warnings.warn(
-            "EvalReport: `top_k` is deprecated, use `k`; the old name goes in the next release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_renamed("EvalReport: `top_k` is deprecated, use `k`")
         return self.k
 
     def table(self) -> str:
