@@ -249,28 +249,21 @@ class TrainConfig:
     hf_args: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "grad_accum", "num_prompt_docs", "max_query_tokens", "max_doc_tokens"):
-            if getattr(self, name) < 1:
-                raise E2RankValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
-        for name in ("max_prompt_tokens", "save_steps", "logging_steps"):
+        counts = ["batch_size", "grad_accum", "num_prompt_docs", "save_steps", "logging_steps", "max_query_tokens"]
+        counts += ["max_doc_tokens", "max_prompt_tokens"]
+        optional = ["max_steps", "lora_r", "eval_steps", "early_stopping_patience"]  # None: unset
+        for name in counts + [n for n in optional if getattr(self, n) is not None]:
             if getattr(self, name) < 1:
                 raise E2RankValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name in ("lr", "temperature", "epochs"):
             if not getattr(self, name) > 0:
                 raise E2RankValueError(f"`{name}` must be > 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise E2RankValueError(f"`max_steps` must be >= 1, got {self.max_steps}")
-        if self.lora_r is not None and self.lora_r < 1:
-            raise E2RankValueError(f"`lora_r` must be >= 1, got {self.lora_r}")
         if not 0 <= self.warmup_ratio < 1:
             raise E2RankValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}")
         if self.prompt_format not in PROMPT_FORMATS:
             raise E2RankValueError(
                 f"`prompt_format` must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}"
             )
-        for name in ("eval_steps", "early_stopping_patience"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise E2RankValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if self.eval_steps is not None and self.eval_data is None:
             raise E2RankValueError("`eval_steps` needs `eval_data`: the slates to evaluate on")
         if self.early_stopping_patience is not None and self.eval_steps is None:
